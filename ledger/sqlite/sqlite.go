@@ -1,0 +1,624 @@
+// Package sqlite is Docket's embedded ledger store: events, their Merkle tree
+// hashes and the signed checkpoints in one SQLite file (modernc.org/sqlite,
+// WAL, synchronous=FULL).
+//
+// One writer goroutine owns the write connection and commits appends in
+// groups: every append waiting when a commit starts joins one transaction,
+// and each returns only after that transaction is durable. Expensive work
+// (validation, RFC 8785 canonicalization) happens in the caller's goroutine
+// before the append is queued.
+//
+// Tree storage: each event row carries its leaf hash; the tree table keeps
+// the perfect-subtree hashes of level 4 and above. Nodes of levels 1–3 are
+// recomputed from at most 8 leaves when a proof needs them, which keeps the
+// per-event write cost to about one row.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/transparency-dev/merkle/compact"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/evidence-parity/docket/anchors"
+	"github.com/evidence-parity/docket/ledger"
+)
+
+// Options configure a Store.
+type Options struct {
+	// Signer signs checkpoints. Nil means no checkpoints are signed.
+	Signer anchors.Signer
+	// Limits bound what Append accepts (zero fields take ledger.DefaultLimits).
+	Limits ledger.Limits
+	// Now is the clock stamped on events without a time (default time.Now).
+	Now func() time.Time
+	// CheckpointInterval is the least time between two checkpoints (default 1s).
+	CheckpointInterval time.Duration
+	// Logger receives background failures (default slog.Default()).
+	Logger *slog.Logger
+	// ReadOnly opens an existing ledger for reading and verification only.
+	ReadOnly bool
+}
+
+// storedLevel is the lowest tree level kept in the tree table.
+const storedLevel = 4
+
+// maxBatchEvents bounds one group commit.
+const maxBatchEvents = 20_000
+
+// Store is the embedded SQLite ledger store.
+type Store struct {
+	path     string
+	ledgerID string
+	limits   ledger.Limits
+	now      func() time.Time
+	logger   *slog.Logger
+
+	wdb *sql.DB // the one write connection; used only by the writer goroutine
+	rdb *sql.DB // readers
+
+	reqs      chan *request
+	writerErr chan struct{} // closed when the writer goroutine exits
+
+	sendMu     sync.RWMutex // held for reading while queueing; for writing by Close
+	closed     bool         // no more appends
+	reqsClosed bool         // reqs is closed: no more requests of any kind
+
+	mu     sync.Mutex // guards head and notify
+	size   uint64
+	root   []byte
+	notify chan struct{} // closed and replaced after every commit
+
+	grew         chan struct{} // wakes the checkpointer
+	checkpointer *ledger.Checkpointer
+	noteSigner   *anchors.NoteSigner
+	stopCP       context.CancelFunc
+	cpDone       chan struct{}
+
+	rng *compact.Range // owned by the writer goroutine
+	w   writeStmts
+}
+
+var (
+	_ ledger.Store         = (*Store)(nil)
+	_ ledger.CheckpointLog = (*Store)(nil)
+	_ ledger.VerifiableLog = (*Store)(nil)
+	_ ledger.Tree          = (*Store)(nil)
+)
+
+const schema = `
+CREATE TABLE IF NOT EXISTS meta (
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+	position  INTEGER PRIMARY KEY,
+	id        TEXT NOT NULL UNIQUE,
+	stream    TEXT NOT NULL,
+	revision  INTEGER NOT NULL,
+	leaf      BLOB NOT NULL,
+	canonical BLOB NOT NULL,
+	UNIQUE (stream, revision)
+);
+CREATE TABLE IF NOT EXISTS tree (
+	level INTEGER NOT NULL,
+	idx   INTEGER NOT NULL,
+	hash  BLOB NOT NULL,
+	PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (
+	size      INTEGER PRIMARY KEY,
+	root      BLOB NOT NULL,
+	note      BLOB NOT NULL,
+	signed_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS keys (
+	fingerprint TEXT PRIMARY KEY,
+	spki        BLOB NOT NULL,
+	added_at    TEXT NOT NULL
+) WITHOUT ROWID;
+`
+
+// ErrNoLedger is returned when a read-only open finds no ledger.
+var ErrNoLedger = errors.New("no ledger")
+
+// Open opens (creating unless opts.ReadOnly) the ledger in the SQLite file at
+// path. With a Signer it signs a checkpoint soon after opening if the tree
+// outgrew the latest one (as after a crash), then after every growth.
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	s := &Store{
+		path:   path,
+		limits: opts.Limits.WithDefaults(),
+		now:    opts.Now,
+		logger: opts.Logger,
+		notify: make(chan struct{}),
+		grew:   make(chan struct{}, 1),
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.logger == nil {
+		s.logger = slog.Default()
+	}
+	if opts.ReadOnly {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("%w at %s", ErrNoLedger, path)
+		}
+	} else if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"
+	var err error
+	if s.rdb, err = sql.Open("sqlite", dsn+"&_pragma=query_only(1)"); err != nil {
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+	s.rdb.SetMaxOpenConns(4)
+	if !opts.ReadOnly {
+		if s.wdb, err = sql.Open("sqlite", dsn+"&_txlock=immediate"); err != nil {
+			s.rdb.Close()
+			return nil, fmt.Errorf("open ledger: %w", err)
+		}
+		s.wdb.SetMaxOpenConns(1)
+	}
+	if err := s.init(ctx, opts); err != nil {
+		s.closeDBs()
+		return nil, fmt.Errorf("open ledger %s: %w", path, err)
+	}
+	if !opts.ReadOnly {
+		s.reqs = make(chan *request, 1024)
+		s.writerErr = make(chan struct{})
+		go s.writer(context.WithoutCancel(ctx))
+	}
+	if s.noteSigner != nil {
+		s.checkpointer = ledger.NewCheckpointer(s, s.noteSigner, ledger.CheckpointerConfig{
+			Interval: opts.CheckpointInterval, Logger: s.logger,
+		})
+		cpCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		s.stopCP, s.cpDone = cancel, make(chan struct{})
+		go func() {
+			defer close(s.cpDone)
+			s.checkpointer.Run(cpCtx, s.grew)
+		}()
+	}
+	return s, nil
+}
+
+func (s *Store) init(ctx context.Context, opts Options) error {
+	if !opts.ReadOnly {
+		if _, err := s.wdb.ExecContext(ctx, schema); err != nil {
+			return fmt.Errorf("create schema: %w", err)
+		}
+		id, err := uuid.NewV7()
+		if err != nil {
+			return err
+		}
+		if _, err := s.wdb.ExecContext(ctx, `INSERT OR IGNORE INTO meta (key, value) VALUES ('ledger_id', ?)`, id.String()); err != nil {
+			return fmt.Errorf("create ledger id: %w", err)
+		}
+	}
+	if err := s.rdb.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'ledger_id'`).Scan(&s.ledgerID); err != nil {
+		if errors.Is(err, sql.ErrNoRows) || isNoSuchTable(err) {
+			return ErrNoLedger
+		}
+		return fmt.Errorf("read ledger id: %w", err)
+	}
+	var size sql.NullInt64
+	if err := s.rdb.QueryRowContext(ctx, `SELECT MAX(position) + 1 FROM events`).Scan(&size); err != nil {
+		return fmt.Errorf("read log size: %w", err)
+	}
+	s.size = uint64(size.Int64)
+	hashes, err := s.NodeHashes(ctx, compact.RangeNodes(0, s.size, nil))
+	if err != nil {
+		return fmt.Errorf("load tree: %w", err)
+	}
+	if s.rng, err = ledger.RangeFactory.NewRange(0, s.size, hashes); err != nil {
+		return fmt.Errorf("load tree: %w", err)
+	}
+	if s.root, err = s.rng.GetRootHash(nil); err != nil {
+		return fmt.Errorf("load tree: %w", err)
+	}
+	if opts.Signer != nil && !opts.ReadOnly {
+		if s.noteSigner, err = anchors.NewNoteSigner(s.Origin(), opts.Signer); err != nil {
+			return fmt.Errorf("checkpoint signer: %w", err)
+		}
+		fp, err := anchors.Fingerprint(opts.Signer.Public())
+		if err != nil {
+			return err
+		}
+		if _, err := s.wdb.ExecContext(ctx, `INSERT OR IGNORE INTO keys (fingerprint, spki, added_at) VALUES (?, ?, ?)`,
+			fp, s.noteSigner.SPKI(), s.now().UTC().Format(time.RFC3339Nano)); err != nil {
+			return fmt.Errorf("record signing key: %w", err)
+		}
+	}
+	return nil
+}
+
+// LedgerID returns the ledger's identifier, fixed when the file was created.
+func (s *Store) LedgerID() string { return s.ledgerID }
+
+// Origin returns the checkpoint origin line, "docket/<ledger id>".
+func (s *Store) Origin() string { return "docket/" + s.ledgerID }
+
+// Path returns the database file's path.
+func (s *Store) Path() string { return s.path }
+
+// Checkpoint signs a checkpoint now if the tree grew since the latest one,
+// without waiting for the interval. It returns the latest checkpoint.
+func (s *Store) Checkpoint(ctx context.Context) (ledger.Checkpoint, error) {
+	if s.checkpointer == nil {
+		return ledger.Checkpoint{}, errors.New("checkpoint: this store has no signer")
+	}
+	cp, _, err := s.checkpointer.Sign(ctx)
+	return cp, err
+}
+
+// CheckpointErr returns the outcome of the latest signing attempt.
+func (s *Store) CheckpointErr() error {
+	if s.checkpointer == nil {
+		return nil
+	}
+	return s.checkpointer.Err()
+}
+
+// Close stops accepting appends, lets queued ones commit, signs a final
+// checkpoint so the log at rest is fully covered, and closes the file.
+func (s *Store) Close() error {
+	s.sendMu.Lock()
+	if s.closed {
+		s.sendMu.Unlock()
+		return nil
+	}
+	s.closed = true // no more appends; the writer still runs
+	s.sendMu.Unlock()
+	var errs []error
+	if s.stopCP != nil {
+		s.stopCP()
+		<-s.cpDone
+	}
+	if s.writerErr != nil {
+		ctx := context.Background()
+		// Let queued appends commit, then cover them with a checkpoint.
+		if err := s.submit(ctx, &request{kind: kindBarrier}); err != nil {
+			errs = append(errs, err)
+		}
+		if s.checkpointer != nil {
+			if _, _, err := s.checkpointer.Sign(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		s.sendMu.Lock()
+		s.reqsClosed = true
+		close(s.reqs)
+		s.sendMu.Unlock()
+		<-s.writerErr
+	}
+	s.mu.Lock()
+	close(s.notify) // wake subscribers so they see the store closed
+	s.notify = nil
+	s.mu.Unlock()
+	errs = append(errs, s.closeDBs())
+	return errors.Join(errs...)
+}
+
+func (s *Store) closeDBs() error {
+	var errs []error
+	if s.wdb != nil {
+		errs = append(errs, s.wdb.Close())
+	}
+	if s.rdb != nil {
+		errs = append(errs, s.rdb.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Head returns the size and root of the tree over every durable event.
+func (s *Store) Head(context.Context) (uint64, []byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.size, s.root, nil
+}
+
+// wait returns a channel closed after the next commit, or nil once closed.
+func (s *Store) wait() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.notify
+}
+
+func isNoSuchTable(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "no such table")
+}
+
+// ReadStream returns a stream's records from revision from on.
+func (s *Store) ReadStream(ctx context.Context, stream string, from uint64) ([]ledger.Record, error) {
+	rows, err := s.rdb.QueryContext(ctx,
+		`SELECT position, canonical FROM events WHERE stream = ? AND revision >= ? ORDER BY revision`, stream, int64(from))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", stream, err)
+	}
+	recs, err := scanRecords(rows)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", stream, err)
+	}
+	return recs, nil
+}
+
+const pageSize = 1024
+
+// ReadAll yields records in position order from position from to the end
+// of the log as it stands while reading.
+func (s *Store) ReadAll(ctx context.Context, from uint64) iter.Seq2[ledger.Record, error] {
+	return func(yield func(ledger.Record, error) bool) {
+		for {
+			page, err := s.page(ctx, from)
+			if err != nil {
+				yield(ledger.Record{}, err)
+				return
+			}
+			for _, r := range page {
+				if !yield(r, nil) {
+					return
+				}
+			}
+			if len(page) < pageSize {
+				return
+			}
+			from = page[len(page)-1].Position + 1
+		}
+	}
+}
+
+// Subscribe yields every record from position from on: those stored, then
+// new ones as they commit. Each page is read by position after noting the
+// commit signal, so no record is skipped or repeated across the switch.
+func (s *Store) Subscribe(ctx context.Context, from uint64) iter.Seq2[ledger.Record, error] {
+	return func(yield func(ledger.Record, error) bool) {
+		for {
+			wake := s.wait()
+			if wake == nil {
+				yield(ledger.Record{}, ledger.ErrClosed)
+				return
+			}
+			page, err := s.page(ctx, from)
+			if err != nil {
+				if ctx.Err() != nil {
+					err = ctx.Err()
+				}
+				yield(ledger.Record{}, err)
+				return
+			}
+			for _, r := range page {
+				if !yield(r, nil) {
+					return
+				}
+				from = r.Position + 1
+			}
+			if len(page) == pageSize {
+				continue
+			}
+			select {
+			case <-ctx.Done():
+				yield(ledger.Record{}, ctx.Err())
+				return
+			case <-wake:
+			}
+		}
+	}
+}
+
+func (s *Store) page(ctx context.Context, from uint64) ([]ledger.Record, error) {
+	rows, err := s.rdb.QueryContext(ctx,
+		`SELECT position, canonical FROM events WHERE position >= ? ORDER BY position LIMIT ?`, int64(from), pageSize)
+	if err != nil {
+		return nil, fmt.Errorf("read log: %w", err)
+	}
+	recs, err := scanRecords(rows)
+	if err != nil {
+		return nil, fmt.Errorf("read log: %w", err)
+	}
+	return recs, nil
+}
+
+func scanRecords(rows *sql.Rows) ([]ledger.Record, error) {
+	defer rows.Close()
+	var out []ledger.Record
+	for rows.Next() {
+		var r ledger.Record
+		var pos int64
+		if err := rows.Scan(&pos, &r.Canonical); err != nil {
+			return nil, err
+		}
+		r.Position = uint64(pos)
+		e, err := ledger.Decode(r.Canonical)
+		if err != nil {
+			return nil, fmt.Errorf("position %d: %w", pos, err)
+		}
+		r.Event = e
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Leaves yields every stored event with the leaf hash stored for it, as
+// stored, for verification.
+func (s *Store) Leaves(ctx context.Context) iter.Seq2[ledger.Leaf, error] {
+	return func(yield func(ledger.Leaf, error) bool) {
+		var from int64
+		const n = 8192
+		for {
+			rows, err := s.rdb.QueryContext(ctx,
+				`SELECT position, canonical, leaf FROM events WHERE position >= ? ORDER BY position LIMIT ?`, from, n)
+			if err != nil {
+				yield(ledger.Leaf{}, err)
+				return
+			}
+			var page []ledger.Leaf
+			for rows.Next() {
+				var l ledger.Leaf
+				var pos int64
+				if err := rows.Scan(&pos, &l.Canonical, &l.Stored); err != nil {
+					rows.Close()
+					yield(ledger.Leaf{}, err)
+					return
+				}
+				l.Position = uint64(pos)
+				page = append(page, l)
+			}
+			err = rows.Err()
+			rows.Close()
+			if err != nil {
+				yield(ledger.Leaf{}, err)
+				return
+			}
+			for _, l := range page {
+				if !yield(l, nil) {
+					return
+				}
+			}
+			if len(page) < n {
+				return
+			}
+			from = int64(page[len(page)-1].Position) + 1
+		}
+	}
+}
+
+// Checkpoints returns every stored signed checkpoint note in size order.
+func (s *Store) Checkpoints(ctx context.Context) ([][]byte, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT note FROM checkpoints ORDER BY size`)
+	if err != nil {
+		return nil, fmt.Errorf("read checkpoints: %w", err)
+	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var n []byte
+		if err := rows.Scan(&n); err != nil {
+			return nil, fmt.Errorf("read checkpoints: %w", err)
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// LatestCheckpoint returns the largest stored checkpoint's signed note.
+func (s *Store) LatestCheckpoint(ctx context.Context) ([]byte, bool, error) {
+	var n []byte
+	err := s.rdb.QueryRowContext(ctx, `SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1`).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("read latest checkpoint: %w", err)
+	}
+	return n, true, nil
+}
+
+// Keys returns the SPKI DER of every key that has signed checkpoints of this
+// ledger, by fingerprint. Verification pins keys by fingerprint and takes
+// the key material from here.
+func (s *Store) Keys(ctx context.Context) (map[string][]byte, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT fingerprint, spki FROM keys`)
+	if err != nil {
+		return nil, fmt.Errorf("read keys: %w", err)
+	}
+	defer rows.Close()
+	out := map[string][]byte{}
+	for rows.Next() {
+		var fp string
+		var spki []byte
+		if err := rows.Scan(&fp, &spki); err != nil {
+			return nil, fmt.Errorf("read keys: %w", err)
+		}
+		out[fp] = spki
+	}
+	return out, rows.Err()
+}
+
+// NodeHashes returns the hashes of perfect-subtree nodes: leaves from the
+// event rows, levels 1–3 recomputed from leaves, higher levels from the
+// tree table.
+func (s *Store) NodeHashes(ctx context.Context, ids []compact.NodeID) ([][]byte, error) {
+	out := make([][]byte, len(ids))
+	for i, id := range ids {
+		var err error
+		switch {
+		case id.Level == 0:
+			err = s.rdb.QueryRowContext(ctx, `SELECT leaf FROM events WHERE position = ?`, int64(id.Index)).Scan(&out[i])
+		case id.Level < storedLevel:
+			out[i], err = s.subtreeFromLeaves(ctx, id)
+		default:
+			err = s.rdb.QueryRowContext(ctx, `SELECT hash FROM tree WHERE level = ? AND idx = ?`, id.Level, int64(id.Index)).Scan(&out[i])
+		}
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("tree node (level %d, index %d) is missing", id.Level, id.Index)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("tree node (level %d, index %d): %w", id.Level, id.Index, err)
+		}
+	}
+	return out, nil
+}
+
+func (s *Store) subtreeFromLeaves(ctx context.Context, id compact.NodeID) ([]byte, error) {
+	begin, end := id.Coverage()
+	rows, err := s.rdb.QueryContext(ctx, `SELECT leaf FROM events WHERE position >= ? AND position < ? ORDER BY position`, int64(begin), int64(end))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	r := ledger.RangeFactory.NewEmptyRange(begin)
+	for rows.Next() {
+		var h []byte
+		if err := rows.Scan(&h); err != nil {
+			return nil, err
+		}
+		if err := r.Append(h, nil); err != nil {
+			return nil, err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if r.End() != end {
+		return nil, sql.ErrNoRows
+	}
+	return r.GetRootHash(nil)
+}
+
+// InclusionProof returns the inclusion proof of the event at position index
+// in the tree of the given size.
+func (s *Store) InclusionProof(ctx context.Context, index, size uint64) ([][]byte, error) {
+	if err := s.checkSize(size); err != nil {
+		return nil, err
+	}
+	return ledger.InclusionProof(ctx, s, index, size)
+}
+
+// ConsistencyProof returns the consistency proof between two tree sizes.
+func (s *Store) ConsistencyProof(ctx context.Context, size1, size2 uint64) ([][]byte, error) {
+	if err := s.checkSize(size2); err != nil {
+		return nil, err
+	}
+	return ledger.ConsistencyProof(ctx, s, size1, size2)
+}
+
+func (s *Store) checkSize(size uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if size > s.size {
+		return fmt.Errorf("tree size %d is beyond the log's %d events", size, s.size)
+	}
+	return nil
+}

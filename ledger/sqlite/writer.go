@@ -1,0 +1,329 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/transparency-dev/merkle/compact"
+
+	"github.com/evidence-parity/docket/ledger"
+)
+
+type requestKind uint8
+
+const (
+	kindAppend     requestKind = iota
+	kindCheckpoint             // store a signed checkpoint
+	kindBarrier                // commit everything queued before it
+)
+
+// request is one unit of work for the writer goroutine.
+type request struct {
+	kind     requestKind
+	stream   string
+	expected ledger.ExpectedRevision
+	events   []ledger.Prepared
+	cp       ledger.Checkpoint
+	note     []byte
+	done     chan result
+}
+
+type result struct {
+	records []ledger.Record
+	err     error
+}
+
+type writeStmts struct {
+	findID, lastRev, readRange, insertEvent, insertNode, maxCheckpoint, insertCheckpoint *sql.Stmt
+}
+
+// errSplit marks a statement failure in a batch of several requests: the
+// batch is rolled back and its requests are committed one by one, so one
+// bad request cannot fail the others.
+var errSplit = errors.New("split batch")
+
+// Append validates and canonicalizes events in the caller's goroutine, then
+// queues them for the writer and returns once their batch is durable.
+func (s *Store) Append(ctx context.Context, stream string, expected ledger.ExpectedRevision, events ...ledger.Event) ([]ledger.Record, error) {
+	prepared, err := ledger.Prepare(stream, events, s.limits, s.now())
+	if err != nil {
+		return nil, fmt.Errorf("append %s: %w", stream, err)
+	}
+	s.sendMu.RLock()
+	if s.closed || s.reqs == nil {
+		s.sendMu.RUnlock()
+		return nil, ledger.ErrClosed
+	}
+	s.sendMu.RUnlock()
+	return s.do(ctx, &request{kind: kindAppend, stream: stream, expected: expected, events: prepared})
+}
+
+// AddCheckpoint stores a signed checkpoint; its size must exceed every
+// stored checkpoint's.
+func (s *Store) AddCheckpoint(ctx context.Context, cp ledger.Checkpoint, note []byte) error {
+	_, err := s.do(ctx, &request{kind: kindCheckpoint, cp: cp, note: note})
+	return err
+}
+
+func (s *Store) submit(ctx context.Context, r *request) error {
+	_, err := s.do(ctx, r)
+	return err
+}
+
+// do queues r and waits for its outcome. Once queued, r is always answered:
+// the wait does not end early on ctx, so a caller never mistakes a committed
+// append for a failed one.
+func (s *Store) do(ctx context.Context, r *request) ([]ledger.Record, error) {
+	r.done = make(chan result, 1)
+	s.sendMu.RLock()
+	if s.reqsClosed || s.reqs == nil {
+		s.sendMu.RUnlock()
+		return nil, ledger.ErrClosed
+	}
+	select {
+	case s.reqs <- r:
+	case <-ctx.Done():
+		s.sendMu.RUnlock()
+		return nil, ctx.Err()
+	}
+	s.sendMu.RUnlock()
+	res := <-r.done
+	return res.records, res.err
+}
+
+func (s *Store) writer(ctx context.Context) {
+	defer close(s.writerErr)
+	for first := range s.reqs {
+		batch := []*request{first}
+		n := len(first.events)
+	gather:
+		for n < maxBatchEvents {
+			select {
+			case r, ok := <-s.reqs:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, r)
+				n += len(r.events)
+			default:
+				break gather
+			}
+		}
+		s.commit(ctx, batch)
+	}
+	for _, st := range []*sql.Stmt{s.w.findID, s.w.lastRev, s.w.readRange, s.w.insertEvent, s.w.insertNode, s.w.maxCheckpoint, s.w.insertCheckpoint} {
+		if st != nil {
+			st.Close()
+		}
+	}
+}
+
+func (s *Store) commit(ctx context.Context, batch []*request) {
+	results, err := s.commitTx(ctx, batch)
+	if errors.Is(err, errSplit) {
+		for _, r := range batch {
+			s.commit(ctx, []*request{r})
+		}
+		return
+	}
+	for i, r := range batch {
+		if err != nil {
+			r.done <- result{err: err}
+		} else {
+			r.done <- results[i]
+		}
+	}
+}
+
+func (s *Store) prepareStmts(ctx context.Context) error {
+	if s.w.findID != nil {
+		return nil
+	}
+	for _, p := range []struct {
+		dst **sql.Stmt
+		sql string
+	}{
+		{&s.w.findID, `SELECT stream, position FROM events WHERE id = ?`},
+		{&s.w.lastRev, `SELECT revision FROM events WHERE stream = ? ORDER BY revision DESC LIMIT 1`},
+		{&s.w.readRange, `SELECT position, canonical FROM events WHERE position >= ? ORDER BY position LIMIT ?`},
+		{&s.w.insertEvent, `INSERT INTO events (position, id, stream, revision, leaf, canonical) VALUES (?, ?, ?, ?, ?, ?)`},
+		{&s.w.insertNode, `INSERT INTO tree (level, idx, hash) VALUES (?, ?, ?)`},
+		{&s.w.maxCheckpoint, `SELECT COALESCE(MAX(size), 0) FROM checkpoints`},
+		{&s.w.insertCheckpoint, `INSERT INTO checkpoints (size, root, note, signed_at) VALUES (?, ?, ?, ?)`},
+	} {
+		st, err := s.wdb.PrepareContext(ctx, p.sql)
+		if err != nil {
+			return err
+		}
+		*p.dst = st
+	}
+	return nil
+}
+
+// commitTx runs a batch in one transaction. Request-level outcomes (wrong
+// revision, duplicate id) are in results; a non-nil error fails the batch.
+func (s *Store) commitTx(ctx context.Context, batch []*request) (results []result, err error) {
+	if err := s.prepareStmts(ctx); err != nil {
+		return nil, fmt.Errorf("prepare statements: %w", err)
+	}
+	saved, err := ledger.RangeFactory.NewRange(s.rng.Begin(), s.rng.End(), append([][]byte(nil), s.rng.Hashes()...))
+	if err != nil {
+		return nil, err
+	}
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+			s.rng = saved
+			if len(batch) > 1 {
+				err = fmt.Errorf("%w: %w", errSplit, err)
+			}
+		}
+	}()
+	st := writeStmts{
+		findID: tx.StmtContext(ctx, s.w.findID), lastRev: tx.StmtContext(ctx, s.w.lastRev), readRange: tx.StmtContext(ctx, s.w.readRange),
+		insertEvent: tx.StmtContext(ctx, s.w.insertEvent), insertNode: tx.StmtContext(ctx, s.w.insertNode),
+		maxCheckpoint: tx.StmtContext(ctx, s.w.maxCheckpoint), insertCheckpoint: tx.StmtContext(ctx, s.w.insertCheckpoint),
+	}
+	results = make([]result, len(batch))
+	var leaves [][]byte
+	for i, r := range batch {
+		switch r.kind {
+		case kindAppend:
+			results[i], err = s.appendTx(ctx, st, r, &leaves)
+		case kindCheckpoint:
+			results[i].err, err = addCheckpointTx(ctx, st, r, s.now())
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	var nodeErr error
+	storeNode := func(id compact.NodeID, hash []byte) {
+		if id.Level >= storedLevel && nodeErr == nil {
+			_, nodeErr = st.insertNode.ExecContext(ctx, id.Level, int64(id.Index), hash)
+		}
+	}
+	for _, h := range leaves {
+		if err := s.rng.Append(h, storeNode); err != nil {
+			return nil, fmt.Errorf("store tree: %w", err)
+		}
+	}
+	if nodeErr != nil {
+		return nil, fmt.Errorf("store tree: %w", nodeErr)
+	}
+	root, err := s.rng.GetRootHash(nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
+	}
+	if len(leaves) > 0 {
+		s.mu.Lock()
+		s.size, s.root = s.rng.End(), root
+		close(s.notify)
+		s.notify = make(chan struct{})
+		s.mu.Unlock()
+		select {
+		case s.grew <- struct{}{}:
+		default:
+		}
+	}
+	return results, nil
+}
+
+// appendTx writes one append request inside the batch's transaction. It
+// returns the request's outcome, or an error that must fail the batch.
+func (s *Store) appendTx(ctx context.Context, st writeStmts, r *request, leaves *[][]byte) (result, error) {
+	if recs, found, err := s.retried(ctx, st, r); err != nil || found {
+		return recs, err
+	}
+	var last int64
+	exists := true
+	if err := st.lastRev.QueryRowContext(ctx, r.stream).Scan(&last); errors.Is(err, sql.ErrNoRows) {
+		exists = false
+	} else if err != nil {
+		return result{}, fmt.Errorf("read revision of %s: %w", r.stream, err)
+	}
+	if !r.expected.Allows(uint64(last), exists) {
+		return result{err: ledger.WrongRevision(r.stream, r.expected, uint64(last), exists)}, nil
+	}
+	rev := uint64(0)
+	if exists {
+		rev = uint64(last) + 1
+	}
+	pos := s.rng.End() + uint64(len(*leaves))
+	recs := make([]ledger.Record, len(r.events))
+	for i, p := range r.events {
+		rec := p.Finish(rev+uint64(i), pos+uint64(i))
+		leaf := ledger.LeafHash(rec.Canonical)
+		if _, err := st.insertEvent.ExecContext(ctx, int64(rec.Position), rec.Event.ID, r.stream, int64(rec.Event.Revision), leaf, rec.Canonical); err != nil {
+			if strings.Contains(err.Error(), "UNIQUE constraint failed: events.id") {
+				return result{}, fmt.Errorf("append %s: event %s: %w", r.stream, rec.Event.ID, ledger.ErrDuplicateEvent)
+			}
+			return result{}, fmt.Errorf("append %s: %w", r.stream, err)
+		}
+		recs[i] = rec
+		*leaves = append(*leaves, leaf)
+	}
+	return result{records: recs}, nil
+}
+
+// retried reports whether r's events were all appended before, to the same
+// stream in the same order, and returns the stored records if so.
+func (s *Store) retried(ctx context.Context, st writeStmts, r *request) (result, bool, error) {
+	var stream string
+	var first int64
+	err := st.findID.QueryRowContext(ctx, r.events[0].Event.ID).Scan(&stream, &first)
+	if errors.Is(err, sql.ErrNoRows) {
+		return result{}, false, nil
+	}
+	if err != nil {
+		return result{}, false, fmt.Errorf("look up event id: %w", err)
+	}
+	dup := result{err: fmt.Errorf("append %s: event %s: %w", r.stream, r.events[0].Event.ID, ledger.ErrDuplicateEvent)}
+	if stream != r.stream {
+		return dup, true, nil
+	}
+	for i, p := range r.events[1:] {
+		var st2 string
+		var pos int64
+		if err := st.findID.QueryRowContext(ctx, p.Event.ID).Scan(&st2, &pos); err != nil || st2 != r.stream || pos != first+int64(i)+1 {
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return result{}, false, fmt.Errorf("look up event id: %w", err)
+			}
+			return dup, true, nil
+		}
+	}
+	rows, err := st.readRange.QueryContext(ctx, first, len(r.events))
+	if err != nil {
+		return result{}, false, fmt.Errorf("read log: %w", err)
+	}
+	recs, err := scanRecords(rows)
+	if err != nil {
+		return result{}, false, fmt.Errorf("read log: %w", err)
+	}
+	return result{records: recs}, true, nil
+}
+
+func addCheckpointTx(ctx context.Context, st writeStmts, r *request, now time.Time) (reqErr, err error) {
+	var max int64
+	if err := st.maxCheckpoint.QueryRowContext(ctx).Scan(&max); err != nil {
+		return nil, fmt.Errorf("read checkpoints: %w", err)
+	}
+	if r.cp.Size <= uint64(max) {
+		return fmt.Errorf("checkpoint of size %d is not larger than the stored %d", r.cp.Size, max), nil
+	}
+	if _, err := st.insertCheckpoint.ExecContext(ctx, int64(r.cp.Size), r.cp.Root, r.note, now.UTC().Format(time.RFC3339Nano)); err != nil {
+		return nil, fmt.Errorf("store checkpoint: %w", err)
+	}
+	return nil, nil
+}
