@@ -29,6 +29,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/transparency-dev/merkle/compact"
+	"golang.org/x/mod/sumdb/note"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/evidence-parity/docket/anchors"
@@ -578,23 +579,28 @@ func (s *Store) subtreeFromLeaves(ctx context.Context, id compact.NodeID) ([]byt
 		return nil, err
 	}
 	defer rows.Close()
-	r := ledger.RangeFactory.NewEmptyRange(begin)
+	var level [][]byte
 	for rows.Next() {
 		var h []byte
 		if err := rows.Scan(&h); err != nil {
 			return nil, err
 		}
-		if err := r.Append(h, nil); err != nil {
-			return nil, err
-		}
+		level = append(level, h)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	if r.End() != end {
+	if uint64(len(level)) != end-begin {
 		return nil, sql.ErrNoRows
 	}
-	return r.GetRootHash(nil)
+	// A perfect subtree: hash pairs level by level up to its root.
+	for len(level) > 1 {
+		for i := 0; i < len(level)/2; i++ {
+			level[i] = ledger.Hasher.HashChildren(level[2*i], level[2*i+1])
+		}
+		level = level[:len(level)/2]
+	}
+	return level[0], nil
 }
 
 // InclusionProof returns the inclusion proof of the event at position index
@@ -621,4 +627,48 @@ func (s *Store) checkSize(size uint64) error {
 		return fmt.Errorf("tree size %d is beyond the log's %d events", size, s.size)
 	}
 	return nil
+}
+
+// Verifiers returns note verifiers for the pinned keys, taking each key's
+// material from the keys this ledger recorded. A fingerprint the ledger has
+// no key for is an error: nothing could verify against it.
+func (s *Store) Verifiers(ctx context.Context, fingerprints ...string) (note.Verifiers, error) {
+	keys, err := s.Keys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var vs []note.Verifier
+	for _, fp := range fingerprints {
+		spki, ok := keys[strings.ToLower(fp)]
+		if !ok {
+			return nil, fmt.Errorf("no key with fingerprint %s has signed this ledger", fp)
+		}
+		if got, err := fingerprintOf(spki); err != nil || got != strings.ToLower(fp) {
+			return nil, fmt.Errorf("the key stored under fingerprint %s does not have that fingerprint", fp)
+		}
+		v, err := anchors.NewNoteVerifier(s.Origin(), spki)
+		if err != nil {
+			return nil, fmt.Errorf("key %s: %w", fp, err)
+		}
+		vs = append(vs, v)
+	}
+	return note.VerifierList(vs...), nil
+}
+
+// Verify checks the whole ledger against its checkpoints, trusting only the
+// pinned key fingerprints and the trusted checkpoint notes.
+func (s *Store) Verify(ctx context.Context, fingerprints []string, trusted [][]byte) (ledger.Report, error) {
+	vs, err := s.Verifiers(ctx, fingerprints...)
+	if err != nil {
+		return ledger.Report{}, &ledger.Failure{Position: -1, Reason: err.Error()}
+	}
+	return ledger.Verify(ctx, s, ledger.VerifyOptions{Origin: s.Origin(), Verifiers: vs, Trusted: trusted})
+}
+
+func fingerprintOf(spki []byte) (string, error) {
+	pub, err := anchors.ParsePublicKey(spki)
+	if err != nil {
+		return "", err
+	}
+	return anchors.Fingerprint(pub)
 }
