@@ -15,12 +15,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
+	"runtime"
+	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"github.com/gowebpki/jcs"
 	"github.com/transparency-dev/merkle/rfc6962"
 )
 
@@ -120,10 +120,8 @@ const (
 // only for its stream revision. Stores use it to do the expensive work
 // (validation, RFC 8785 canonicalization) outside their single writer.
 type Prepared struct {
-	Event Event
-	// canonical has revision 0; Finish splices in the real one.
-	canonical []byte
-	revAt     int
+	Event          Event
+	prefix, suffix []byte // canonical bytes around the revision's digits
 }
 
 // Prepare validates events for an append to stream, assigns ids (UUIDv7) and
@@ -161,37 +159,34 @@ func Prepare(stream string, events []Event, limits Limits, now time.Time) ([]Pre
 			e.Time = now
 		}
 		e.Time = e.Time.UTC()
-		if err := validate(e, limits); err != nil {
-			return nil, fmt.Errorf("event %d (%s): %w", i, e.ID, err)
-		}
-		canon, at, err := canonicalZero(e)
-		if err != nil {
-			return nil, fmt.Errorf("event %d (%s): %w", i, e.ID, err)
-		}
-		out[i] = Prepared{Event: e, canonical: canon, revAt: at}
+		out[i].Event = e
+	}
+	// Validation and canonicalization are independent per event: spread
+	// large appends over the CPUs.
+	workers := min(runtime.GOMAXPROCS(0), len(out)/256+1)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(out); i += workers {
+				p := &out[i]
+				if err := validate(p.Event, limits); err != nil {
+					errs[w] = fmt.Errorf("event %d (%s): %w", i, p.Event.ID, err)
+					return
+				}
+				var err error
+				if p.prefix, p.suffix, err = envelopeParts(p.Event); err != nil {
+					errs[w] = fmt.Errorf("event %d (%s): %w", i, p.Event.ID, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return out, nil
-}
-
-// revisionKey is how the top-level revision member reads in canonical bytes
-// when the revision is 0. Members are sorted (RFC 8785 §3.2.3), so it sits
-// after "data", "id" and before "stream", "time", "type"; the three later
-// members are strings, whose quotes are escaped, so the last occurrence of
-// this sequence is always the top-level member.
-var revisionKey = []byte(`,"revision":0,"stream":`)
-
-// canonicalZero returns the RFC 8785 bytes of e with revision 0 and the
-// offset of the "0" digit.
-func canonicalZero(e Event) ([]byte, int, error) {
-	canon, err := Canonical(e)
-	if err != nil {
-		return nil, 0, err
-	}
-	i := bytes.LastIndex(canon, revisionKey)
-	if i < 0 {
-		return nil, 0, fmt.Errorf("canonical envelope has no revision member")
-	}
-	return canon, i + len(`,"revision":`), nil
 }
 
 // Finish returns the record for the prepared event at the given stream
@@ -199,26 +194,7 @@ func canonicalZero(e Event) ([]byte, int, error) {
 func (p Prepared) Finish(revision, position uint64) Record {
 	e := p.Event
 	e.Revision = revision
-	digits := strconv.AppendUint(nil, revision, 10)
-	canon := make([]byte, 0, len(p.canonical)+len(digits)-1)
-	canon = append(canon, p.canonical[:p.revAt]...)
-	canon = append(canon, digits...)
-	canon = append(canon, p.canonical[p.revAt+1:]...)
-	return Record{Position: position, Event: e, Canonical: canon}
-}
-
-// Canonical returns the RFC 8785 (JSON Canonicalization Scheme) bytes of the
-// envelope, computed by github.com/gowebpki/jcs.
-func Canonical(e Event) ([]byte, error) {
-	raw, err := json.Marshal(e)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidEvent, err)
-	}
-	canon, err := jcs.Transform(raw)
-	if err != nil {
-		return nil, fmt.Errorf("%w: canonicalize: %v", ErrInvalidEvent, err)
-	}
-	return canon, nil
+	return Record{Position: position, Event: e, Canonical: join(p.prefix, revision, p.suffix)}
 }
 
 // Decode parses canonical bytes into an envelope.

@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -86,6 +87,8 @@ type Store struct {
 	noteSigner   *anchors.NoteSigner
 	stopCP       context.CancelFunc
 	cpDone       chan struct{}
+
+	commits, appends atomic.Uint64
 
 	rng *compact.Range // owned by the writer goroutine
 	w   writeStmts
@@ -671,4 +674,17 @@ func fingerprintOf(spki []byte) (string, error) {
 		return "", err
 	}
 	return anchors.Fingerprint(pub)
+}
+
+// Stats counts the writer's work since Open.
+type Stats struct {
+	// Commits is the number of group-commit transactions.
+	Commits uint64
+	// Appends is the number of append requests committed.
+	Appends uint64
+}
+
+// Stats returns counters of the writer's work.
+func (s *Store) Stats() Stats {
+	return Stats{Commits: s.commits.Load(), Appends: s.appends.Load()}
 }

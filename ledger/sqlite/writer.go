@@ -226,6 +226,12 @@ func (s *Store) commitTx(ctx context.Context, batch []*request) (results []resul
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
 	}
+	s.commits.Add(1)
+	for _, r := range batch {
+		if r.kind == kindAppend {
+			s.appends.Add(1)
+		}
+	}
 	if len(leaves) > 0 {
 		s.mu.Lock()
 		s.size, s.root = s.rng.End(), root
