@@ -66,8 +66,8 @@ func newDemoCmd() *cobra.Command {
 // an agent files a plan, a human approves it, the agent works under a
 // session credential, the change is tested and promoted.
 func recordDemoChange(ctx context.Context, s ledger.Store) (string, int, error) {
-	change := "chg-" + uuid.Must(uuid.NewV7()).String()[:8]
-	session := "ses-" + uuid.Must(uuid.NewV7()).String()[:8]
+	change := "chg-" + uuid.Must(uuid.NewV7()).String()
+	session := "ses-" + uuid.Must(uuid.NewV7()).String()
 	agent := ledger.Actor{Kind: ledger.ActorAgent, ID: "agent-claude-code-ci"}
 	human := ledger.Actor{Kind: ledger.ActorHuman, ID: "alice@acme.example"}
 	approver := ledger.Actor{Kind: ledger.ActorHuman, ID: "bob@acme.example"}

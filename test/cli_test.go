@@ -1,0 +1,82 @@
+package test
+
+import (
+	"database/sql"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	_ "modernc.org/sqlite"
+)
+
+func TestCLI(t *testing.T) {
+	bin := buildDocket(t)
+	data := t.TempDir()
+
+	demo := run(t, bin, "demo", "--data", data)
+	if !strings.Contains(demo, "verified: 11 events") {
+		t.Fatalf("demo printed:\n%s", demo)
+	}
+	fp := strings.TrimSpace(run(t, bin, "keys", "show", "--fingerprint", "--data", data))
+	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(fp) {
+		t.Fatalf("keys show --fingerprint printed %q", fp)
+	}
+	if pem := run(t, bin, "keys", "show", "--data", data); !strings.Contains(pem, "-----BEGIN PUBLIC KEY-----") || !strings.Contains(pem, fp) {
+		t.Fatalf("keys show printed:\n%s", pem)
+	}
+	st, err := os.Stat(filepath.Join(data, "keys", "checkpoint.pem"))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v (%v), want 0600", st.Mode().Perm(), err)
+	}
+	if out := run(t, bin, "keys", "init", "--data", data); !strings.Contains(out, "kept existing") {
+		t.Errorf("keys init over an existing key printed %q", out)
+	}
+
+	saved := filepath.Join(t.TempDir(), "seen.checkpoint")
+	out := run(t, bin, "verify", "ledger", "--data", data, "--fingerprint", fp, "--save-checkpoint", saved)
+	if !strings.HasPrefix(out, "ok: 11 events, 1 checkpoints") || !strings.Contains(out, fp) {
+		t.Fatalf("verify printed %q", out)
+	}
+	run(t, bin, "demo", "--data", data) // the ledger grows
+	run(t, bin, "verify", "ledger", "--data", data, "--since-checkpoint", saved)
+
+	t.Run("usage errors exit 2", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"verify", "ledger", "--no-such-flag"},
+			{"verify", "ledger", "--data", t.TempDir(), "--fingerprint", fp},
+			{"verify", "ledger", "--data", data, "--since-checkpoint", "/nonexistent"},
+			{"verify", "ledger", "extra-arg", "--data", data},
+			{"verify"},
+			{"no-such-command"},
+			{"bench", "append", "--events", "0", "--data", t.TempDir()},
+		} {
+			if code, _, stderr := runCode(t, bin, args...); code != 2 || stderr == "" {
+				t.Errorf("docket %v: exit %d, stderr %q; want exit 2 with a message", args, code, stderr)
+			}
+		}
+	})
+
+	t.Run("wrong fingerprint exits 1", func(t *testing.T) {
+		code, _, stderr := runCode(t, bin, "verify", "ledger", "--data", data, "--fingerprint", strings.Repeat("ab", 32))
+		if code != 1 || !strings.Contains(stderr, "FAILED") {
+			t.Fatalf("exit %d, stderr %q; want 1 and FAILED", code, stderr)
+		}
+	})
+
+	t.Run("tampered ledger exits 1 naming the position", func(t *testing.T) {
+		db, err := sql.Open("sqlite", "file:"+filepath.Join(data, "ledger.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(`UPDATE events SET canonical = CAST(REPLACE(CAST(canonical AS TEXT), 'Fix rounding', 'Fix roundinG') AS BLOB) WHERE position = 11`); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		code, stdout, stderr := runCode(t, bin, "verify", "ledger", "--data", data, "--fingerprint", fp)
+		if code != 1 || !strings.Contains(stderr, "position 11: event altered") {
+			t.Fatalf("exit %d, stdout %q, stderr %q; want 1 naming position 11", code, stdout, stderr)
+		}
+	})
+}
