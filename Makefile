@@ -1,0 +1,26 @@
+# The README's two commands: `make run` and `make test`.
+GO ?= go
+
+.PHONY: run test build bench fmt
+
+## run: Docket on its embedded default (SQLite and a local key under ./docket-data, demo data)
+run:
+	$(GO) run ./cmd/docket demo
+
+## test: every test, as CI runs them (.ci/run calls this)
+test:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -race -short ./ledger/...
+
+## build: the docket binary in ./bin
+build:
+	$(GO) build -o bin/docket ./cmd/docket
+
+## bench: the ledger benchmarks and the bench command with the budget's shapes
+bench: build
+	$(GO) test -run XXX -bench . -benchtime 3s ./ledger/sqlite
+	rm -rf /tmp/docket-bench && ./bin/docket bench append --data /tmp/docket-bench --events 300000 --batch 1000 --concurrency 2
+	rm -rf /tmp/docket-bench && ./bin/docket bench append --data /tmp/docket-bench --events 100000 --batch 1 --concurrency 64
+	./bin/docket verify ledger --data /tmp/docket-bench
