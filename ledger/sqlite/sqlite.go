@@ -56,6 +56,9 @@ type Options struct {
 // storedLevel is the lowest tree level kept in the tree table.
 const storedLevel = 4
 
+// maxCachedStreams bounds the writer's revision cache.
+const maxCachedStreams = 100_000
+
 // maxBatchEvents bounds one group commit.
 const maxBatchEvents = 20_000
 
@@ -90,8 +93,9 @@ type Store struct {
 
 	commits, appends atomic.Uint64
 
-	rng *compact.Range // owned by the writer goroutine
-	w   writeStmts
+	rng  *compact.Range    // owned by the writer goroutine
+	revs map[string]uint64 // writer's cache: stream → next revision
+	w    writeStmts
 }
 
 var (
@@ -147,6 +151,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		now:    opts.Now,
 		logger: opts.Logger,
 		notify: make(chan struct{}),
+		revs:   make(map[string]uint64),
 		grew:   make(chan struct{}, 1),
 	}
 	if s.now == nil {

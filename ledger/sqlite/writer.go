@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -193,11 +194,11 @@ func (s *Store) commitTx(ctx context.Context, batch []*request) (results []resul
 		maxCheckpoint: tx.StmtContext(ctx, s.w.maxCheckpoint), insertCheckpoint: tx.StmtContext(ctx, s.w.insertCheckpoint),
 	}
 	results = make([]result, len(batch))
-	var leaves [][]byte
+	b := &batchState{next: map[string]uint64{}}
 	for i, r := range batch {
 		switch r.kind {
 		case kindAppend:
-			results[i], err = s.appendTx(ctx, st, r, &leaves)
+			results[i], err = s.appendTx(ctx, st, r, b)
 		case kindCheckpoint:
 			results[i].err, err = addCheckpointTx(ctx, st, r, s.now())
 		}
@@ -211,7 +212,7 @@ func (s *Store) commitTx(ctx context.Context, batch []*request) (results []resul
 			_, nodeErr = st.insertNode.ExecContext(ctx, id.Level, int64(id.Index), hash)
 		}
 	}
-	for _, h := range leaves {
+	for _, h := range b.leaves {
 		if err := s.rng.Append(h, storeNode); err != nil {
 			return nil, fmt.Errorf("store tree: %w", err)
 		}
@@ -232,7 +233,11 @@ func (s *Store) commitTx(ctx context.Context, batch []*request) (results []resul
 			s.appends.Add(1)
 		}
 	}
-	if len(leaves) > 0 {
+	if len(s.revs)+len(b.next) > maxCachedStreams {
+		clear(s.revs)
+	}
+	maps.Copy(s.revs, b.next)
+	if len(b.leaves) > 0 {
 		s.mu.Lock()
 		s.size, s.root = s.rng.End(), root
 		close(s.notify)
@@ -246,42 +251,81 @@ func (s *Store) commitTx(ctx context.Context, batch []*request) (results []resul
 	return results, nil
 }
 
-// appendTx writes one append request inside the batch's transaction. It
-// returns the request's outcome, or an error that must fail the batch.
-func (s *Store) appendTx(ctx context.Context, st writeStmts, r *request, leaves *[][]byte) (result, error) {
-	if recs, found, err := s.retried(ctx, st, r); err != nil || found {
-		return recs, err
+// nextRevision returns the revision the stream's next event gets (0 for a
+// stream with no events), from this batch's appends, the writer's cache, or
+// the database. The writer is the only one that writes, so the cache is
+// authoritative for every stream it holds.
+func (s *Store) nextRevision(ctx context.Context, st writeStmts, b *batchState, stream string) (uint64, error) {
+	if next, ok := b.next[stream]; ok {
+		return next, nil
+	}
+	if next, ok := s.revs[stream]; ok {
+		return next, nil
 	}
 	var last int64
-	exists := true
-	if err := st.lastRev.QueryRowContext(ctx, r.stream).Scan(&last); errors.Is(err, sql.ErrNoRows) {
-		exists = false
-	} else if err != nil {
-		return result{}, fmt.Errorf("read revision of %s: %w", r.stream, err)
+	err := st.lastRev.QueryRowContext(ctx, stream).Scan(&last)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("read revision of %s: %w", stream, err)
 	}
-	if !r.expected.Allows(uint64(last), exists) {
-		return result{err: ledger.WrongRevision(r.stream, r.expected, uint64(last), exists)}, nil
+	return uint64(last) + 1, nil
+}
+
+// batchState is what one transaction has appended so far.
+type batchState struct {
+	leaves [][]byte
+	next   map[string]uint64 // stream → next revision, for streams appended to
+}
+
+// appendTx writes one append request inside the batch's transaction. It
+// returns the request's outcome, or an error that must fail the batch.
+// A retried append is recognised only where a fresh one would fail (wrong
+// revision, or its first id already stored), so the common path costs one
+// insert per event.
+func (s *Store) appendTx(ctx context.Context, st writeStmts, r *request, b *batchState) (result, error) {
+	next, err := s.nextRevision(ctx, st, b, r.stream)
+	if err != nil {
+		return result{}, err
 	}
-	rev := uint64(0)
-	if exists {
-		rev = uint64(last) + 1
+	if !r.expected.Allows(next-1, next > 0) {
+		if recs, found, err := s.retried(ctx, st, r); err != nil || found {
+			return recs, err
+		}
+		return result{err: ledger.WrongRevision(r.stream, r.expected, next-1, next > 0)}, nil
 	}
-	pos := s.rng.End() + uint64(len(*leaves))
+	if next+uint64(len(r.events)) > maxSafeInteger {
+		return result{err: fmt.Errorf("append %s: revisions beyond 2^53 cannot be represented in canonical JSON: %w", r.stream, ledger.ErrTooLarge)}, nil
+	}
+	pos := s.rng.End() + uint64(len(b.leaves))
 	recs := make([]ledger.Record, len(r.events))
 	for i, p := range r.events {
-		rec := p.Finish(rev+uint64(i), pos+uint64(i))
+		rec := p.Finish(next+uint64(i), pos+uint64(i))
 		leaf := ledger.LeafHash(rec.Canonical)
 		if _, err := st.insertEvent.ExecContext(ctx, int64(rec.Position), rec.Event.ID, r.stream, int64(rec.Event.Revision), leaf, rec.Canonical); err != nil {
-			if strings.Contains(err.Error(), "UNIQUE constraint failed: events.id") {
-				return result{}, fmt.Errorf("append %s: event %s: %w", r.stream, rec.Event.ID, ledger.ErrDuplicateEvent)
+			if !strings.Contains(err.Error(), "UNIQUE constraint failed: events.id") {
+				return result{}, fmt.Errorf("append %s: %w", r.stream, err)
 			}
-			return result{}, fmt.Errorf("append %s: %w", r.stream, err)
+			if i == 0 {
+				// Nothing of this request is written yet (a failed
+				// statement leaves the transaction as it was).
+				if recs, found, err := s.retried(ctx, st, r); err != nil || found {
+					return recs, err
+				}
+			}
+			return result{}, fmt.Errorf("append %s: event %s: %w", r.stream, rec.Event.ID, ledger.ErrDuplicateEvent)
 		}
 		recs[i] = rec
-		*leaves = append(*leaves, leaf)
+		b.leaves = append(b.leaves, leaf)
 	}
+	b.next[r.stream] = next + uint64(len(r.events))
 	return result{records: recs}, nil
 }
+
+// maxSafeInteger bounds positions and revisions: RFC 8785 writes numbers as
+// IEEE 754 doubles, exact up to 2^53.
+const maxSafeInteger = 1 << 53
 
 // retried reports whether r's events were all appended before, to the same
 // stream in the same order, and returns the stored records if so.
