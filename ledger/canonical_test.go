@@ -69,5 +69,10 @@ func FuzzCanonicalMatchesJCS(f *testing.F) {
 		if want := reference(t, e); !bytes.Equal(got, want) {
 			t.Fatalf("canonical bytes\n got %s\nwant %s", got, want)
 		}
+		// Verification's shortcut reads the same stream and revision as a
+		// full decode, or declines.
+		if k, ok := tailKey(got); ok && (k.stream != e.Stream || k.revision != e.Revision) {
+			t.Fatalf("tailKey read %q@%d, the envelope has %q@%d", k.stream, k.revision, e.Stream, e.Revision)
+		}
 	})
 }

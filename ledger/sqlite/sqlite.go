@@ -460,47 +460,67 @@ func scanRecords(rows *sql.Rows) ([]ledger.Record, error) {
 }
 
 // Leaves yields every stored event with the leaf hash stored for it, as
-// stored, for verification.
+// stored, for verification. The next page is read while the consumer works
+// on the current one.
 func (s *Store) Leaves(ctx context.Context) iter.Seq2[ledger.Leaf, error] {
 	return func(yield func(ledger.Leaf, error) bool) {
-		var from int64
-		const n = 8192
-		for {
-			rows, err := s.rdb.QueryContext(ctx,
-				`SELECT position, canonical, leaf FROM events WHERE position >= ? ORDER BY position LIMIT ?`, from, n)
-			if err != nil {
-				yield(ledger.Leaf{}, err)
-				return
-			}
-			var page []ledger.Leaf
-			for rows.Next() {
-				var l ledger.Leaf
-				var pos int64
-				if err := rows.Scan(&pos, &l.Canonical, &l.Stored); err != nil {
-					rows.Close()
-					yield(ledger.Leaf{}, err)
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		type page struct {
+			leaves []ledger.Leaf
+			err    error
+		}
+		pages := make(chan page, 2)
+		go func() {
+			defer close(pages)
+			var from int64
+			for {
+				leaves, err := s.leafPage(ctx, from)
+				select {
+				case pages <- page{leaves, err}:
+				case <-ctx.Done():
 					return
 				}
-				l.Position = uint64(pos)
-				page = append(page, l)
+				if err != nil || len(leaves) < leafPageSize {
+					return
+				}
+				from = int64(leaves[len(leaves)-1].Position) + 1
 			}
-			err = rows.Err()
-			rows.Close()
-			if err != nil {
-				yield(ledger.Leaf{}, err)
+		}()
+		for p := range pages {
+			if p.err != nil {
+				yield(ledger.Leaf{}, p.err)
 				return
 			}
-			for _, l := range page {
+			for _, l := range p.leaves {
 				if !yield(l, nil) {
 					return
 				}
 			}
-			if len(page) < n {
-				return
-			}
-			from = int64(page[len(page)-1].Position) + 1
 		}
 	}
+}
+
+const leafPageSize = 8192
+
+func (s *Store) leafPage(ctx context.Context, from int64) ([]ledger.Leaf, error) {
+	rows, err := s.rdb.QueryContext(ctx,
+		`SELECT position, canonical, leaf FROM events WHERE position >= ? ORDER BY position LIMIT ?`, from, leafPageSize)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	page := make([]ledger.Leaf, 0, leafPageSize)
+	for rows.Next() {
+		var l ledger.Leaf
+		var pos int64
+		if err := rows.Scan(&pos, &l.Canonical, &l.Stored); err != nil {
+			return nil, err
+		}
+		l.Position = uint64(pos)
+		page = append(page, l)
+	}
+	return page, rows.Err()
 }
 
 // Checkpoints returns every stored signed checkpoint note in size order.
