@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"strconv"
 	"time"
-
-	"github.com/gowebpki/jcs"
 )
 
 // The envelope's canonical form is written here rather than by running
@@ -22,7 +20,7 @@ import (
 // actor{credential,id,kind}, causation, correlation, data, id, revision,
 // stream, time, type; absent optional members are omitted.
 func envelopeParts(e Event) (prefix, suffix []byte, err error) {
-	data, err := jcs.Transform(e.Data)
+	data, err := canonicalJSON(e.Data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: canonicalize data: %v", ErrInvalidEvent, err)
 	}
