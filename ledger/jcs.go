@@ -369,19 +369,12 @@ func isNumber(t []byte) bool {
 	case i < len(t) && t[i] == '0':
 		i++
 	case i < len(t) && t[i] >= '1' && t[i] <= '9':
-		for i < len(t) && t[i] >= '0' && t[i] <= '9' {
-			i++
-		}
+		i = digits(t, i)
 	default:
 		return false
 	}
 	if i < len(t) && t[i] == '.' {
-		i++
-		d := i
-		for i < len(t) && t[i] >= '0' && t[i] <= '9' {
-			i++
-		}
-		if i == d {
+		if i = digits(t, i+1); t[i-1] == '.' {
 			return false
 		}
 	}
@@ -391,12 +384,17 @@ func isNumber(t []byte) bool {
 			i++
 		}
 		d := i
-		for i < len(t) && t[i] >= '0' && t[i] <= '9' {
-			i++
-		}
-		if i == d {
+		if i = digits(t, i); i == d {
 			return false
 		}
 	}
 	return i == len(t)
+}
+
+// digits returns the index after the run of digits starting at i.
+func digits(t []byte, i int) int {
+	for i < len(t) && t[i] >= '0' && t[i] <= '9' {
+		i++
+	}
+	return i
 }
