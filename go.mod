@@ -3,6 +3,7 @@ module github.com/evidence-parity/docket
 go 1.26.8
 
 require (
+	github.com/bmatcuk/doublestar/v4 v4.10.4
 	github.com/google/uuid v1.6.0
 	github.com/gowebpki/jcs v1.0.2
 	github.com/spf13/cobra v1.10.2
