@@ -243,16 +243,22 @@ func (c *Change) latest(kind EvidenceKind) (EvidenceAttached, bool) {
 	return EvidenceAttached{}, false
 }
 
-// Freezes is the set of active change freezes.
-type Freezes map[string]FreezeDeclared
+// Freezes is the set of active change freezes, folded from the freeze
+// stream.
+type Freezes struct {
+	Active map[string]FreezeDeclared
+}
 
 // Apply folds one event of the freeze stream.
-func (f Freezes) Apply(e Event) {
+func (f *Freezes) Apply(e Event) {
+	if f.Active == nil {
+		f.Active = map[string]FreezeDeclared{}
+	}
 	switch e := e.(type) {
 	case FreezeDeclared:
-		f[e.Freeze] = e
+		f.Active[e.Freeze] = e
 	case FreezeLifted:
-		delete(f, e.Freeze)
+		delete(f.Active, e.Freeze)
 	}
 }
 
@@ -260,7 +266,7 @@ func (f Freezes) Apply(e Event) {
 // freeze on every environment, "*"), and either no scope (all of it) or a
 // freeze pattern that overlaps one of the plan's rules.
 func (f Freezes) Covering(p Plan) (FreezeDeclared, bool) {
-	for _, fr := range f {
+	for _, fr := range f.Active {
 		if fr.Environment != "*" && fr.Environment != p.Environment {
 			continue
 		}

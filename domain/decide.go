@@ -565,7 +565,7 @@ func DeclareFreeze(f Freezes, a Actor, id, environment string, scope []string, r
 			return nil, errorf(ErrInvalidInput, "freeze scope %s: %v", pat, err)
 		}
 	}
-	if _, dup := f[id]; dup {
+	if _, dup := f.Active[id]; dup {
 		return nil, errorf(ErrConflict, "freeze %s exists", id)
 	}
 	return []Event{FreezeDeclared{Freeze: id, Environment: environment, Scope: scope, Reason: reason, By: p.ID, At: now}}, nil
@@ -580,7 +580,7 @@ func LiftFreeze(f Freezes, a Actor, id string, now time.Time) ([]Event, error) {
 	if !p.Roles[RoleAdmin] && !p.Roles[RoleApprover] {
 		return nil, errorf(ErrForbidden, "only approvers and admins lift freezes")
 	}
-	if _, ok := f[id]; !ok {
+	if _, ok := f.Active[id]; !ok {
 		return nil, errorf(ErrNotFound, "no active freeze %s", id)
 	}
 	return []Event{FreezeLifted{Freeze: id, By: p.ID, At: now}}, nil

@@ -1,0 +1,281 @@
+package clerk
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/evidence-parity/docket/domain"
+	"github.com/evidence-parity/docket/ledger"
+)
+
+// Change returns a change's state.
+func (k *Clerk) Change(ctx context.Context, id string) (*domain.Change, error) {
+	c, _, err := load[domain.Change](ctx, k.store, domain.ChangeStream(id))
+	if err != nil {
+		return nil, err
+	}
+	if !c.Exists() {
+		return nil, fmt.Errorf("%w: no change %s", domain.ErrNotFound, id)
+	}
+	return c, nil
+}
+
+func (k *Clerk) agentOf(ctx context.Context, a domain.Actor) (*domain.Agent, error) {
+	if a.Kind != domain.ActorAgent || a.AuthMethod == "" {
+		return nil, fmt.Errorf("%w: only an authenticated agent may do this", domain.ErrForbidden)
+	}
+	ag, _, err := load[domain.Agent](ctx, k.store, domain.AgentStream(a.ID))
+	return ag, err
+}
+
+// SubmitPlan files a plan for a new change (changeID empty) or revises an
+// existing one, on behalf of the human who requested it. It returns the
+// change id and the plan hash.
+func (k *Clerk) SubmitPlan(ctx context.Context, by domain.Actor, changeID, requestedBy string, p domain.Plan) (string, string, error) {
+	agent, err := k.agentOf(ctx, by)
+	if err != nil {
+		return "", "", err
+	}
+	requester, _, err := load[domain.Principal](ctx, k.store, domain.PrincipalStream(requestedBy))
+	if err != nil {
+		return "", "", err
+	}
+	if changeID == "" {
+		changeID = newID("chg-")
+	} else if err := checkID("change", changeID); err != nil {
+		return "", "", err
+	}
+	var hash string
+	_, err = update[domain.Change](ctx, k, domain.ChangeStream(changeID), changeID, ledgerActor(by), func(c *domain.Change, now time.Time) ([]domain.Event, error) {
+		events, err := domain.SubmitPlan(c, changeID, agent, requester, p, now)
+		if err == nil {
+			hash = events[0].(domain.PlanSubmitted).PlanHash
+		}
+		return events, err
+	})
+	if err != nil {
+		return "", "", err
+	}
+	return changeID, hash, nil
+}
+
+// ViewPlan records an approver opening a plan (the first time) and
+// returns the change.
+func (k *Clerk) ViewPlan(ctx context.Context, by domain.Actor, changeID string) (*domain.Change, error) {
+	_, err := update[domain.Change](ctx, k, domain.ChangeStream(changeID), changeID, ledgerActor(by), func(c *domain.Change, now time.Time) ([]domain.Event, error) {
+		return domain.ViewPlan(c, by, now)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return k.Change(ctx, changeID)
+}
+
+// Approve approves the plan hash the approver reviewed.
+func (k *Clerk) Approve(ctx context.Context, by domain.Actor, changeID, planHash, comment string) error {
+	_, err := update[domain.Change](ctx, k, domain.ChangeStream(changeID), changeID, ledgerActor(by), func(c *domain.Change, now time.Time) ([]domain.Event, error) {
+		return domain.Approve(c, by, planHash, comment, now, k.policy)
+	})
+	return err
+}
+
+// Reject rejects the plan hash the approver reviewed.
+func (k *Clerk) Reject(ctx context.Context, by domain.Actor, changeID, planHash, comment string) error {
+	_, err := update[domain.Change](ctx, k, domain.ChangeStream(changeID), changeID, ledgerActor(by), func(c *domain.Change, now time.Time) ([]domain.Event, error) {
+		return domain.Reject(c, by, planHash, comment, now, k.policy)
+	})
+	return err
+}
+
+// Session is an issued session credential. Credential is shown once.
+type Session struct {
+	ID         string
+	Credential string
+	ExpiresAt  time.Time
+}
+
+// RequestSession runs the issuance gate for the change's agent and returns
+// the session credential when it passes. The gate's record is written
+// either way.
+func (k *Clerk) RequestSession(ctx context.Context, by domain.Actor, changeID string) (Session, error) {
+	agent, err := k.agentOf(ctx, by)
+	if err != nil {
+		return Session{}, err
+	}
+	freezes, _, err := load[domain.Freezes](ctx, k.store, domain.FreezeStream)
+	if err != nil {
+		return Session{}, err
+	}
+	sessionID := newID("ses-")
+	secret, hash, err := k.secret(domain.PrefixSession, changeID+"."+sessionID)
+	if err != nil {
+		return Session{}, err
+	}
+	recs, err := update[domain.Change](ctx, k, domain.ChangeStream(changeID), changeID, ledgerActor(by), func(c *domain.Change, now time.Time) ([]domain.Event, error) {
+		return domain.RequestSession(c, agent, *freezes, domain.SessionRequest{Session: sessionID, CredentialID: newID("cred-"), Hash: hash}, now, k.policy)
+	})
+	if err != nil {
+		return Session{}, err
+	}
+	var issued domain.CredentialIssued
+	for _, r := range recs {
+		if e, err := domain.Decode(r.Event.Type, r.Event.Data); err == nil {
+			if ci, ok := e.(domain.CredentialIssued); ok {
+				issued = ci
+			}
+		}
+	}
+	return Session{ID: sessionID, Credential: secret, ExpiresAt: issued.ExpiresAt}, nil
+}
+
+// sessionRef splits a session credential into its change and session.
+func sessionRef(secret string) (string, string, error) {
+	ref, ok := domain.SecretRef(domain.PrefixSession, secret)
+	if !ok {
+		return "", "", fmt.Errorf("%w: not a session credential", domain.ErrUnauthenticated)
+	}
+	change, session, ok := strings.Cut(ref, ".")
+	if !ok || checkID("change", change) != nil || checkID("session", session) != nil {
+		return "", "", fmt.Errorf("%w: malformed session credential", domain.ErrUnauthenticated)
+	}
+	return change, session, nil
+}
+
+// sessionActor is the ledger actor for events recorded under a session
+// credential: the session's agent and the credential's id (never the
+// secret). An unknown session gets a placeholder; its commands are refused.
+func (k *Clerk) sessionActor(ctx context.Context, changeID, sessionID string) (ledger.Actor, error) {
+	c, _, err := load[domain.Change](ctx, k.store, domain.ChangeStream(changeID))
+	if err != nil {
+		return ledger.Actor{}, err
+	}
+	if s := c.Sessions[sessionID]; s != nil {
+		return ledger.Actor{Kind: ledger.ActorAgent, ID: s.Agent, Credential: s.CredentialID}, nil
+	}
+	return ledger.Actor{Kind: ledger.ActorAgent, ID: "unknown-session"}, nil
+}
+
+// RecordAction records an action under a session credential, checked
+// against the approved scope before it is accepted. It returns the
+// verdict record; an out-of-scope action returns an error wrapping
+// domain.ErrOutOfScope after revoking the credential and opening an
+// exception, all in one append.
+func (k *Clerk) RecordAction(ctx context.Context, credential, kind string, uses []domain.ResourceUse, command, outcome string) (domain.ActionRecorded, error) {
+	changeID, sessionID, err := sessionRef(credential)
+	if err != nil {
+		return domain.ActionRecorded{}, err
+	}
+	actor, err := k.sessionActor(ctx, changeID, sessionID)
+	if err != nil {
+		return domain.ActionRecorded{}, err
+	}
+	var rec domain.ActionRecorded
+	exception := newID("exc-")
+	recs, err := update[domain.Change](ctx, k, domain.ChangeStream(changeID), changeID, actor, func(c *domain.Change, now time.Time) ([]domain.Event, error) {
+		return domain.RecordAction(c, domain.Action{Session: sessionID, Secret: credential, Kind: kind, Uses: uses, Command: command, Outcome: outcome, Exception: exception}, now)
+	})
+	for _, r := range recs {
+		if e, derr := domain.Decode(r.Event.Type, r.Event.Data); derr == nil {
+			if a, ok := e.(domain.ActionRecorded); ok {
+				rec = a
+			}
+		}
+	}
+	return rec, err
+}
+
+// AttachEvidence attaches parsed evidence under a live session credential.
+func (k *Clerk) AttachEvidence(ctx context.Context, credential string, kind domain.EvidenceKind, format, sha256 string, summary domain.EvidenceSummary) error {
+	changeID, sessionID, err := sessionRef(credential)
+	if err != nil {
+		return err
+	}
+	actor, err := k.sessionActor(ctx, changeID, sessionID)
+	if err != nil {
+		return err
+	}
+	exception := newID("exc-")
+	_, err = update[domain.Change](ctx, k, domain.ChangeStream(changeID), changeID, actor, func(c *domain.Change, now time.Time) ([]domain.Event, error) {
+		return domain.AttachEvidence(c, domain.Evidence{Session: sessionID, Secret: credential, Kind: kind, Format: format, SHA256: sha256, Summary: summary, Exception: exception}, now)
+	})
+	return err
+}
+
+// EndSession ends the session of a credential; the credential is dead
+// from then on.
+func (k *Clerk) EndSession(ctx context.Context, credential string) error {
+	changeID, sessionID, err := sessionRef(credential)
+	if err != nil {
+		return err
+	}
+	actor, err := k.sessionActor(ctx, changeID, sessionID)
+	if err != nil {
+		return err
+	}
+	_, err = update[domain.Change](ctx, k, domain.ChangeStream(changeID), changeID, actor, func(c *domain.Change, now time.Time) ([]domain.Event, error) {
+		return domain.EndSession(c, sessionID, credential, now)
+	})
+	return err
+}
+
+// ResolveException records an approver's disposition of an exception.
+func (k *Clerk) ResolveException(ctx context.Context, by domain.Actor, changeID, exceptionID string, d domain.Disposition, justification string) error {
+	_, err := update[domain.Change](ctx, k, domain.ChangeStream(changeID), changeID, ledgerActor(by), func(c *domain.Change, now time.Time) ([]domain.Event, error) {
+		return domain.ResolveException(c, by, exceptionID, d, justification, now)
+	})
+	return err
+}
+
+// RequestPromotion runs the promotion gate, asked by the change's agent or
+// an approver or admin. The gate's record is written either way.
+func (k *Clerk) RequestPromotion(ctx context.Context, by domain.Actor, changeID string) error {
+	_, err := update[domain.Change](ctx, k, domain.ChangeStream(changeID), changeID, ledgerActor(by), func(c *domain.Change, now time.Time) ([]domain.Event, error) {
+		switch {
+		case by.Kind == domain.ActorAgent && by.AuthMethod != "" && by.ID == c.Agent:
+		case by.Kind == domain.ActorHuman && by.Principal != nil && (by.Principal.Roles[domain.RoleApprover] || by.Principal.Roles[domain.RoleAdmin]):
+		default:
+			return nil, fmt.Errorf("%w: only the change's agent, an approver or an admin may request promotion", domain.ErrForbidden)
+		}
+		return domain.RequestPromotion(c, now)
+	})
+	return err
+}
+
+// RollBack records the rollback of a promoted change.
+func (k *Clerk) RollBack(ctx context.Context, by domain.Actor, changeID, reason string) error {
+	_, err := update[domain.Change](ctx, k, domain.ChangeStream(changeID), changeID, ledgerActor(by), func(c *domain.Change, now time.Time) ([]domain.Event, error) {
+		return domain.RollBack(c, by, reason, now)
+	})
+	return err
+}
+
+// CheckEmergency opens an exception if the change is an emergency whose
+// approval is overdue.
+func (k *Clerk) CheckEmergency(ctx context.Context, changeID string) error {
+	_, err := update[domain.Change](ctx, k, domain.ChangeStream(changeID), changeID, ledgerActor(System), func(c *domain.Change, now time.Time) ([]domain.Event, error) {
+		return domain.CheckEmergency(c, newID("exc-"), now, k.policy), nil
+	})
+	return err
+}
+
+// DeclareFreeze declares a change freeze and returns its id.
+func (k *Clerk) DeclareFreeze(ctx context.Context, by domain.Actor, environment string, scope []string, reason string) (string, error) {
+	id := newID("frz-")
+	_, err := update[domain.Freezes](ctx, k, domain.FreezeStream, "", ledgerActor(by), func(f *domain.Freezes, now time.Time) ([]domain.Event, error) {
+		return domain.DeclareFreeze(*f, by, id, environment, scope, reason, now)
+	})
+	if err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// LiftFreeze lifts a freeze.
+func (k *Clerk) LiftFreeze(ctx context.Context, by domain.Actor, id string) error {
+	_, err := update[domain.Freezes](ctx, k, domain.FreezeStream, "", ledgerActor(by), func(f *domain.Freezes, now time.Time) ([]domain.Event, error) {
+		return domain.LiftFreeze(*f, by, id, now)
+	})
+	return err
+}

@@ -1,0 +1,163 @@
+// Package clerk is Docket's application service: it loads a stream's state
+// from a ledger.Store, asks the domain for a decision, and appends the
+// decision's events with optimistic concurrency. When another writer got
+// there first (ledger.ErrWrongRevision) it reloads and decides again, so a
+// stale decision is never appended.
+package clerk
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/evidence-parity/docket/domain"
+	"github.com/evidence-parity/docket/ledger"
+)
+
+// Config configures a Clerk.
+type Config struct {
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Rand is the source of secrets (default crypto/rand.Reader).
+	Rand io.Reader
+	// Policy holds the domain's tunables (zero fields take DefaultPolicy).
+	Policy domain.Policy
+}
+
+// Clerk records Evidence Parity commands in a ledger.
+type Clerk struct {
+	store  ledger.Store
+	now    func() time.Time
+	rand   io.Reader
+	policy domain.Policy
+}
+
+// New returns a Clerk over store.
+func New(store ledger.Store, cfg Config) *Clerk {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	d := domain.DefaultPolicy
+	if cfg.Policy.CredentialTTL == 0 {
+		cfg.Policy.CredentialTTL = d.CredentialTTL
+	}
+	if cfg.Policy.EmergencyWindow == 0 {
+		cfg.Policy.EmergencyWindow = d.EmergencyWindow
+	}
+	if cfg.Policy.ReviewBytesPerSecond == 0 {
+		cfg.Policy.ReviewBytesPerSecond = d.ReviewBytesPerSecond
+	}
+	return &Clerk{store: store, now: cfg.Now, rand: cfg.Rand, policy: cfg.Policy}
+}
+
+// maxAttempts bounds decide-append rounds lost to concurrent writers.
+const maxAttempts = 16
+
+// state is a domain aggregate folded from one stream.
+type state[S any] interface {
+	*S
+	Apply(domain.Event)
+}
+
+// load reads a stream and folds it into a fresh S, returning the revision
+// an append must expect.
+func load[S any, P state[S]](ctx context.Context, store ledger.Store, stream string) (*S, ledger.ExpectedRevision, error) {
+	recs, err := store.ReadStream(ctx, stream, 0)
+	if err != nil {
+		return nil, ledger.Any, err
+	}
+	s := new(S)
+	for _, r := range recs {
+		e, err := domain.Decode(r.Event.Type, r.Event.Data)
+		if err != nil {
+			return nil, ledger.Any, fmt.Errorf("%s at revision %d: %w", stream, r.Event.Revision, err)
+		}
+		P(s).Apply(e)
+	}
+	if len(recs) == 0 {
+		return s, ledger.NoStream, nil
+	}
+	return s, ledger.Exact(recs[len(recs)-1].Event.Revision), nil
+}
+
+// update loads stream, decides, appends with the loaded revision, and on a
+// lost race does it all again. A decision's events are appended even when
+// it also returns an error (recorded refusals); the error is returned after.
+func update[S any, P state[S]](ctx context.Context, k *Clerk, stream, correlation string, actor ledger.Actor,
+	decide func(s *S, now time.Time) ([]domain.Event, error)) ([]ledger.Record, error) {
+	for range maxAttempts {
+		s, expected, err := load[S, P](ctx, k.store, stream)
+		if err != nil {
+			return nil, err
+		}
+		events, derr := decide(s, k.now())
+		if len(events) == 0 {
+			return nil, derr
+		}
+		recs, err := k.append(ctx, stream, expected, actor, correlation, events)
+		if errors.Is(err, ledger.ErrWrongRevision) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return recs, derr
+	}
+	return nil, fmt.Errorf("%w: %s changed under %d attempts in a row", domain.ErrConflict, stream, maxAttempts)
+}
+
+func (k *Clerk) append(ctx context.Context, stream string, expected ledger.ExpectedRevision, actor ledger.Actor, correlation string, events []domain.Event) ([]ledger.Record, error) {
+	out := make([]ledger.Event, len(events))
+	for i, e := range events {
+		data, err := json.Marshal(e)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s: %w", e.EventType(), err)
+		}
+		out[i] = ledger.Event{Type: e.EventType(), Actor: actor, Correlation: correlation, Data: data}
+	}
+	return k.store.Append(ctx, stream, expected, out...)
+}
+
+// newID returns prefix + a UUIDv7.
+func newID(prefix string) string { return prefix + uuid.Must(uuid.NewV7()).String() }
+
+// secret returns a new secret for ref and its hash.
+func (k *Clerk) secret(prefix, ref string) (string, string, error) {
+	b := make([]byte, 32)
+	if _, err := io.ReadFull(k.rand, b); err != nil {
+		return "", "", fmt.Errorf("random secret: %w", err)
+	}
+	s := domain.NewSecret(prefix, ref, b)
+	return s, domain.HashSecret(s), nil
+}
+
+func ledgerActor(a domain.Actor) ledger.Actor {
+	switch a.Kind {
+	case domain.ActorHuman:
+		return ledger.Actor{Kind: ledger.ActorHuman, ID: a.ID}
+	case domain.ActorAgent:
+		return ledger.Actor{Kind: ledger.ActorAgent, ID: a.ID}
+	}
+	return ledger.Actor{Kind: ledger.ActorSystem, ID: "docket"}
+}
+
+// System is the actor for commands Docket's operator runs from the CLI
+// (bootstrapping principals and agents).
+var System = domain.Actor{Kind: "system", ID: "docket", AuthMethod: "local"}
+
+func checkID(what, id string) error {
+	if id == "" || strings.ContainsAny(id, ". \t\n/") || len(id) > 128 {
+		return fmt.Errorf("%w: %s id %q must be 1-128 characters without dots, slashes or spaces", domain.ErrInvalidInput, what, id)
+	}
+	return nil
+}
