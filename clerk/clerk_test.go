@@ -1,0 +1,365 @@
+package clerk_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/evidence-parity/docket/anchors"
+	"github.com/evidence-parity/docket/clerk"
+	"github.com/evidence-parity/docket/domain"
+	"github.com/evidence-parity/docket/ledger"
+	"github.com/evidence-parity/docket/ledger/sqlite"
+)
+
+// world is a clerk over a real SQLite ledger with people, an agent and a
+// clock the test moves.
+type world struct {
+	store   *sqlite.Store
+	fp      string
+	clerk   *clerk.Clerk
+	clock   atomic.Int64
+	admin   domain.Actor
+	alice   domain.Actor // requester
+	bob     domain.Actor // approver
+	agent   domain.Actor
+	agentID string
+}
+
+func (w *world) advance(d time.Duration) { w.clock.Add(int64(d)) }
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	signer, err := anchors.OpenFileSigner(filepath.Join(dir, "key.pem"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &world{agentID: "claude-ci"}
+	w.fp, _ = anchors.Fingerprint(signer.Public())
+	w.clock.Store(time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC).UnixNano())
+	now := func() time.Time { return time.Unix(0, w.clock.Load()).UTC() }
+	if w.store, err = sqlite.Open(ctx, filepath.Join(dir, "ledger.db"), sqlite.Options{Signer: signer, Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.store.Close() })
+	w.clerk = clerk.New(w.store, clerk.Config{Now: now})
+	k := w.clerk
+	sys := clerk.System
+	for _, p := range []struct {
+		id   string
+		role domain.Role
+		auth domain.Scope
+	}{
+		{"ada", domain.RoleAdmin, nil},
+		{"alice", domain.RoleRequester, nil},
+		{"bob", domain.RoleApprover, domain.Scope{{Resource: "file:github.com/acme/**", Verbs: []domain.Verb{domain.Read, domain.Write}}, {Resource: "cmd:**", Verbs: []domain.Verb{domain.Exec}}}},
+	} {
+		if err := k.RegisterPrincipal(ctx, sys, p.id, p.id, p.id+"@acme.example"); err != nil {
+			t.Fatal(err)
+		}
+		if err := k.GrantRole(ctx, sys, p.id, p.role, p.auth); err != nil {
+			t.Fatal(err)
+		}
+	}
+	login := func(id string) domain.Actor {
+		tok, err := k.IssueToken(ctx, sys, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := k.Authenticate(ctx, tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	w.admin, w.alice, w.bob = login("ada"), login("alice"), login("bob")
+	if err := k.RegisterAgent(ctx, w.admin, w.agentID, "Claude Code in CI", "alice", "claude-code"); err != nil {
+		t.Fatal(err)
+	}
+	key, err := k.IssueAgentKey(ctx, w.admin, w.agentID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.agent, err = k.Authenticate(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func plan() domain.Plan {
+	return domain.Plan{
+		Objective: "Fix rounding in invoice totals", Method: "Use decimal arithmetic in billing.Total",
+		Scope: domain.Scope{
+			{Resource: "file:github.com/acme/api/src/billing/**", Verbs: []domain.Verb{domain.Read, domain.Write}},
+			{Resource: "cmd:go test *", Verbs: []domain.Verb{domain.Exec}},
+		},
+		TestApproach: "go test ./... with new table tests", BackoutPath: "git revert the merge commit; redeploy the previous tag", Environment: "production",
+	}
+}
+
+const (
+	testsSHA = "1111111111111111111111111111111111111111111111111111111111111111"
+	scanSHA  = "2222222222222222222222222222222222222222222222222222222222222222"
+)
+
+// verify signs a checkpoint and verifies the whole ledger, as
+// `docket verify ledger` does.
+func (w *world) verify(t *testing.T) {
+	t.Helper()
+	if _, err := w.store.Checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := w.store.Verify(context.Background(), []string{w.fp}, nil)
+	if err != nil {
+		t.Fatalf("verify ledger: %v", err)
+	}
+	t.Logf("ledger verified: %d events, %d checkpoints", rep.Events, rep.Checkpoints)
+}
+
+func TestChangeFromPlanToPromotion(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	k := w.clerk
+	id, hash, err := k.SubmitPlan(ctx, w.agent, "", "alice", plan())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.RequestSession(ctx, w.agent, id); !errors.Is(err, domain.ErrGateFailed) {
+		t.Fatalf("a session before approval: %v", err)
+	}
+	if _, err := k.ViewPlan(ctx, w.bob, id); err != nil {
+		t.Fatal(err)
+	}
+	w.advance(12 * time.Minute)
+	if err := k.Approve(ctx, w.bob, id, hash, "scope is tight, backout is real"); err != nil {
+		t.Fatal(err)
+	}
+	w.advance(time.Minute)
+	ses, err := k.RequestSession(ctx, w.agent, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []domain.ResourceUse{
+		{Resource: "file:github.com/acme/api/src/billing/total.go", Verb: domain.Write},
+		{Resource: "cmd:go test ./billing/...", Verb: domain.Exec},
+	} {
+		rec, err := k.RecordAction(ctx, ses.Credential, "edit", []domain.ResourceUse{u}, "", "ok")
+		if err != nil || !rec.InScope {
+			t.Fatalf("action %v: in scope %v, %v", u, rec.InScope, err)
+		}
+	}
+	if err := k.AttachEvidence(ctx, ses.Credential, domain.EvidenceTest, "junit", testsSHA, domain.EvidenceSummary{TestsPassed: 148}); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.AttachEvidence(ctx, ses.Credential, domain.EvidenceScan, "sarif", scanSHA, domain.EvidenceSummary{Low: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.EndSession(ctx, ses.Credential); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.RecordAction(ctx, ses.Credential, "edit", []domain.ResourceUse{{Resource: "file:github.com/acme/api/src/billing/total.go", Verb: domain.Write}}, "", ""); !errors.Is(err, domain.ErrCredentialDead) {
+		t.Fatalf("action after the session ended: %v", err)
+	}
+	if err := k.RequestPromotion(ctx, w.agent, id); err != nil {
+		t.Fatal(err)
+	}
+	c, err := k.Change(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Status() != "promoted" || c.Approval.Approver != "bob" || c.Approval.Review.RubberStamp || c.OutOfScope != 0 {
+		t.Fatalf("change: status %s, approval %+v, out of scope %d", c.Status(), c.Approval, c.OutOfScope)
+	}
+	// Every record names its actor: the agent acted under its session credential.
+	recs, _ := w.store.ReadStream(ctx, domain.ChangeStream(id), 0)
+	var types []string
+	for _, r := range recs {
+		types = append(types, r.Event.Type)
+		if r.Event.Type == "ActionRecorded" && (r.Event.Actor.Kind != ledger.ActorAgent || r.Event.Actor.ID != w.agentID || r.Event.Actor.Credential == "") {
+			t.Errorf("action recorded under %+v, want the agent with its credential id", r.Event.Actor)
+		}
+		if r.Event.Type == "PlanApproved" && (r.Event.Actor.Kind != ledger.ActorHuman || r.Event.Actor.ID != "bob") {
+			t.Errorf("approval recorded under %+v", r.Event.Actor)
+		}
+	}
+	t.Logf("change stream: %v", types)
+	w.verify(t)
+}
+
+func TestDeviationToRevocationAndResolvedException(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	k := w.clerk
+	id, hash, err := k.SubmitPlan(ctx, w.agent, "", "alice", plan())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.advance(10 * time.Minute)
+	if err := k.Approve(ctx, w.bob, id, hash, ""); err != nil {
+		t.Fatal(err)
+	}
+	ses, err := k.RequestSession(ctx, w.agent, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := k.RecordAction(ctx, ses.Credential, "read", []domain.ResourceUse{{Resource: "file:github.com/acme/api/src/billing/../../../secrets/prod.key", Verb: domain.Read}}, "", "")
+	if !errors.Is(err, domain.ErrOutOfScope) || rec.InScope {
+		t.Fatalf("out-of-scope action: in scope %v, %v", rec.InScope, err)
+	}
+	if _, err := k.RecordAction(ctx, ses.Credential, "edit", []domain.ResourceUse{{Resource: "file:github.com/acme/api/src/billing/total.go", Verb: domain.Write}}, "", ""); !errors.Is(err, domain.ErrCredentialDead) {
+		t.Fatalf("action after revocation: %v", err)
+	}
+	c, _ := k.Change(ctx, id)
+	var exc string
+	for xid := range c.Exceptions {
+		exc = xid
+	}
+	if !c.Sessions[ses.ID].Revoked || exc == "" {
+		t.Fatalf("revoked %v, exceptions %v", c.Sessions[ses.ID].Revoked, c.Exceptions)
+	}
+	// Deviation, revocation and exception landed in the append that
+	// recorded the action; the refusal after it is recorded too.
+	recs, _ := w.store.ReadStream(ctx, domain.ChangeStream(id), 0)
+	var at = map[string]uint64{}
+	for _, r := range recs {
+		at[r.Event.Type] = r.Position
+	}
+	if !(at["DeviationDetected"] == at["ActionRecorded"]+1 && at["CredentialRevoked"] == at["ActionRecorded"]+2 && at["ExceptionOpened"] == at["ActionRecorded"]+3) {
+		t.Fatalf("positions %v: want action, deviation, revocation, exception consecutive", at)
+	}
+	if _, ok := at["ActionRefused"]; !ok {
+		t.Fatal("the refused action was not recorded")
+	}
+	// A new session, tests and scan; promotion waits for the exception.
+	ses2, err := k.RequestSession(ctx, w.agent, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.AttachEvidence(ctx, ses2.Credential, domain.EvidenceTest, "junit", testsSHA, domain.EvidenceSummary{TestsPassed: 5})
+	k.AttachEvidence(ctx, ses2.Credential, domain.EvidenceScan, "sarif", scanSHA, domain.EvidenceSummary{})
+	if err := k.RequestPromotion(ctx, w.agent, id); !errors.Is(err, domain.ErrGateFailed) {
+		t.Fatalf("promotion with an open deviation: %v", err)
+	}
+	if err := k.ResolveException(ctx, w.agent, id, exc, domain.DispositionAccepted, "x"); err == nil {
+		t.Fatal("an agent resolved its own exception")
+	}
+	if err := k.ResolveException(ctx, w.bob, id, exc, domain.DispositionRemediated, "the key was never read: the hook denied it; rotated anyway"); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.RequestPromotion(ctx, w.agent, id); err != nil {
+		t.Fatalf("promotion after resolution: %v", err)
+	}
+	w.verify(t)
+}
+
+func TestConcurrentApproveAndRevise(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	k := w.clerk
+	for i := 0; i < 10; i++ {
+		id, hash, err := k.SubmitPlan(ctx, w.agent, "", "alice", plan())
+		if err != nil {
+			t.Fatal(err)
+		}
+		revised := plan()
+		revised.Method += " and a fix to the tax rounding"
+		var wg sync.WaitGroup
+		var approveErr, reviseErr error
+		wg.Go(func() { approveErr = k.Approve(ctx, w.bob, id, hash, "") })
+		wg.Go(func() { _, _, reviseErr = k.SubmitPlan(ctx, w.agent, id, "alice", revised) })
+		wg.Wait()
+		if reviseErr != nil {
+			t.Fatal(reviseErr)
+		}
+		c, _ := k.Change(ctx, id)
+		if approveErr != nil && !errors.Is(approveErr, domain.ErrStalePlan) {
+			t.Fatalf("approve lost the race with %v, want ErrStalePlan", approveErr)
+		}
+		// Whichever came first, no approval stands for a plan it did not see.
+		if c.Approval != nil {
+			t.Fatalf("round %d: approval of %s stands on revised plan %s", i, c.Approval.PlanHash, c.PlanHash)
+		}
+	}
+	w.verify(t)
+}
+
+func TestFreezeRefusesIssuanceAndRecordsIt(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	k := w.clerk
+	id, hash, _ := k.SubmitPlan(ctx, w.agent, "", "alice", plan())
+	w.advance(10 * time.Minute)
+	if err := k.Approve(ctx, w.bob, id, hash, ""); err != nil {
+		t.Fatal(err)
+	}
+	frz, err := k.DeclareFreeze(ctx, w.bob, "production", nil, "quarter-end close")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.RequestSession(ctx, w.agent, id); !errors.Is(err, domain.ErrFrozen) {
+		t.Fatalf("issuance during a freeze: %v", err)
+	}
+	if err := k.LiftFreeze(ctx, w.bob, frz); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.RequestSession(ctx, w.agent, id); err != nil {
+		t.Fatalf("issuance after the freeze: %v", err)
+	}
+	recs, _ := w.store.ReadStream(ctx, domain.ChangeStream(id), 0)
+	n := 0
+	for _, r := range recs {
+		if r.Event.Type == "VerificationRecorded" {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Fatalf("%d issuance records, want 2 (the refusal and the pass)", n)
+	}
+	if _, err := k.DeclareFreeze(ctx, w.agent, "production", nil, "x"); !errors.Is(err, domain.ErrForbidden) {
+		t.Fatalf("an agent declared a freeze: %v", err)
+	}
+}
+
+func TestTokensAndKeys(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	for _, bad := range []string{"", "dkt_tok_bob.", "dkt_tok_bob.AAAA", "dkt_tok_nobody.AAAA", "dkt_agent_claude-ci.AAAA", "Bearer x"} {
+		if _, err := w.clerk.Authenticate(ctx, bad); !errors.Is(err, domain.ErrUnauthenticated) {
+			t.Errorf("Authenticate(%q) = %v, want ErrUnauthenticated", bad, err)
+		}
+	}
+	if err := w.clerk.RegisterPrincipal(ctx, w.alice, "eve", "eve", ""); !errors.Is(err, domain.ErrForbidden) {
+		t.Errorf("a requester registered a principal: %v", err)
+	}
+	if err := w.clerk.RetireAgent(ctx, w.admin, w.agentID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := w.clerk.SubmitPlan(ctx, w.agent, "", "alice", plan()); err == nil {
+		t.Error("a retired agent submitted a plan")
+	}
+	// Tokens are stored only as hashes: no secret appears in the ledger.
+	for r, err := range w.store.ReadAll(ctx, 0) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if containsSecret(string(r.Canonical)) {
+			t.Fatalf("position %d stores a secret: %s", r.Position, r.Canonical)
+		}
+	}
+}
+
+func containsSecret(s string) bool {
+	for _, p := range []string{domain.PrefixToken, domain.PrefixAgentKey, domain.PrefixSession} {
+		if strings.Contains(s, p) {
+			return true
+		}
+	}
+	return false
+}
