@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/evidence-parity/docket/anchors"
-	"github.com/evidence-parity/docket/clerk"
+	"github.com/evidence-parity/docket/domain/clerk"
 	"github.com/evidence-parity/docket/domain"
 	"github.com/evidence-parity/docket/ledger"
 	"github.com/evidence-parity/docket/ledger/sqlite"

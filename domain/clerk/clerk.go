@@ -1,4 +1,5 @@
-// Package clerk is Docket's application service: it loads a stream's state
+// Package clerk is Docket's application service. Its only I/O goes through
+// the ledger.Store it is given: it loads a stream's state
 // from a ledger.Store, asks the domain for a decision, and appends the
 // decision's events with optimistic concurrency. When another writer got
 // there first (ledger.ErrWrongRevision) it reloads and decides again, so a
