@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/evidence-parity/docket/anchors"
-	"github.com/evidence-parity/docket/domain/clerk"
 	"github.com/evidence-parity/docket/domain"
+	"github.com/evidence-parity/docket/domain/clerk"
 	"github.com/evidence-parity/docket/ledger"
 	"github.com/evidence-parity/docket/ledger/sqlite"
 )
