@@ -16,6 +16,9 @@ func AgentStream(id string) string     { return "agent-" + id }
 func PrincipalStream(id string) string { return "principal-" + id }
 func ChangeStream(id string) string    { return "change-" + id }
 
+// EvidenceStream holds one stored evidence file, addressed by its SHA-256.
+func EvidenceStream(sha256 string) string { return "evidence-" + sha256 }
+
 // FreezeStream holds every freeze declaration and lift.
 const FreezeStream = "freeze"
 
@@ -182,6 +185,13 @@ type (
 		Summary EvidenceSummary `json:"summary"`
 		At      time.Time       `json:"at"`
 	}
+	// EvidenceStored holds an evidence file's bytes, once per content.
+	EvidenceStored struct {
+		SHA256  string `json:"sha256"`
+		Format  string `json:"format"`
+		Size    int    `json:"size"`
+		Content []byte `json:"content"`
+	}
 	ChangePromoted struct {
 		Change   string    `json:"change"`
 		PlanHash string    `json:"planHash"`
@@ -234,6 +244,7 @@ func (CredentialRevoked) EventType() string    { return "CredentialRevoked" }
 func (ExceptionOpened) EventType() string      { return "ExceptionOpened" }
 func (ExceptionResolved) EventType() string    { return "ExceptionResolved" }
 func (EvidenceAttached) EventType() string     { return "EvidenceAttached" }
+func (EvidenceStored) EventType() string       { return "EvidenceStored" }
 func (ChangePromoted) EventType() string       { return "ChangePromoted" }
 func (ChangeRolledBack) EventType() string     { return "ChangeRolledBack" }
 func (SessionEnded) EventType() string         { return "SessionEnded" }
@@ -260,7 +271,7 @@ func init() {
 		func() Event { return &ActionRecorded{} }, func() Event { return &ActionRefused{} },
 		func() Event { return &DeviationDetected{} }, func() Event { return &CredentialRevoked{} },
 		func() Event { return &ExceptionOpened{} }, func() Event { return &ExceptionResolved{} },
-		func() Event { return &EvidenceAttached{} }, func() Event { return &ChangePromoted{} },
+		func() Event { return &EvidenceAttached{} }, func() Event { return &EvidenceStored{} }, func() Event { return &ChangePromoted{} },
 		func() Event { return &ChangeRolledBack{} }, func() Event { return &SessionEnded{} },
 		func() Event { return &FreezeDeclared{} }, func() Event { return &FreezeLifted{} },
 	)

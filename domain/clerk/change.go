@@ -2,11 +2,15 @@ package clerk
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/evidence-parity/docket/domain"
+	"github.com/evidence-parity/docket/domain/report"
 	"github.com/evidence-parity/docket/ledger"
 )
 
@@ -186,21 +190,64 @@ func (k *Clerk) RecordAction(ctx context.Context, credential, kind string, uses 
 	return rec, err
 }
 
-// AttachEvidence attaches parsed evidence under a live session credential.
-func (k *Clerk) AttachEvidence(ctx context.Context, credential string, kind domain.EvidenceKind, format, sha256 string, summary domain.EvidenceSummary) error {
+// AttachEvidence stores a report under a live session credential,
+// content-addressed by SHA-256 (stream evidence-<sha256>, written once per
+// content), parses it (JUnit for tests, SARIF for scans) and attaches its
+// summary to the change. It returns the summary.
+func (k *Clerk) AttachEvidence(ctx context.Context, credential string, kind domain.EvidenceKind, format string, content []byte) (domain.EvidenceSummary, error) {
 	changeID, sessionID, err := sessionRef(credential)
 	if err != nil {
-		return err
+		return domain.EvidenceSummary{}, err
+	}
+	var summary domain.EvidenceSummary
+	switch {
+	case kind == domain.EvidenceTest && format == "junit", kind == domain.EvidenceScan && format == "sarif":
+		if summary, err = report.Parse(format, content); err != nil {
+			return domain.EvidenceSummary{}, err
+		}
+	case kind == domain.EvidenceOther:
+	default:
+		return domain.EvidenceSummary{}, fmt.Errorf("%w: %s evidence must be %s", domain.ErrInvalidInput, kind, map[domain.EvidenceKind]string{domain.EvidenceTest: "junit", domain.EvidenceScan: "sarif"}[kind])
 	}
 	actor, err := k.sessionActor(ctx, changeID, sessionID)
 	if err != nil {
-		return err
+		return domain.EvidenceSummary{}, err
+	}
+	c, _, err := load[domain.Change](ctx, k.store, domain.ChangeStream(changeID))
+	if err != nil {
+		return domain.EvidenceSummary{}, err
+	}
+	// Authenticate before storing anything.
+	if _, err := domain.AttachEvidence(c, domain.Evidence{Session: sessionID, Secret: credential, Kind: kind, Format: format, SHA256: strings.Repeat("0", 64)}, k.now()); err != nil {
+		return domain.EvidenceSummary{}, err
+	}
+	sum := sha256.Sum256(content)
+	digest := hex.EncodeToString(sum[:])
+	stored := domain.EvidenceStored{SHA256: digest, Format: format, Size: len(content), Content: content}
+	if _, err := k.append(ctx, domain.EvidenceStream(digest), ledger.NoStream, actor, changeID, []domain.Event{stored}); err != nil && !errors.Is(err, ledger.ErrWrongRevision) {
+		return domain.EvidenceSummary{}, fmt.Errorf("store evidence: %w", err)
 	}
 	exception := newID("exc-")
 	_, err = update[domain.Change](ctx, k, domain.ChangeStream(changeID), changeID, actor, func(c *domain.Change, now time.Time) ([]domain.Event, error) {
-		return domain.AttachEvidence(c, domain.Evidence{Session: sessionID, Secret: credential, Kind: kind, Format: format, SHA256: sha256, Summary: summary, Exception: exception}, now)
+		return domain.AttachEvidence(c, domain.Evidence{Session: sessionID, Secret: credential, Kind: kind, Format: format, SHA256: digest, Summary: summary, Exception: exception}, now)
 	})
-	return err
+	return summary, err
+}
+
+// Evidence returns a stored evidence file by SHA-256.
+func (k *Clerk) Evidence(ctx context.Context, sha string) (domain.EvidenceStored, error) {
+	recs, err := k.store.ReadStream(ctx, domain.EvidenceStream(sha), 0)
+	if err != nil {
+		return domain.EvidenceStored{}, err
+	}
+	if len(recs) == 0 {
+		return domain.EvidenceStored{}, fmt.Errorf("%w: no evidence %s", domain.ErrNotFound, sha)
+	}
+	e, err := domain.Decode(recs[0].Event.Type, recs[0].Event.Data)
+	if err != nil {
+		return domain.EvidenceStored{}, err
+	}
+	return e.(domain.EvidenceStored), nil
 }
 
 // EndSession ends the session of a credential; the credential is dead

@@ -3,6 +3,7 @@ package clerk_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -104,10 +105,15 @@ func plan() domain.Plan {
 	}
 }
 
-const (
-	testsSHA = "1111111111111111111111111111111111111111111111111111111111111111"
-	scanSHA  = "2222222222222222222222222222222222222222222222222222222222222222"
-)
+// fixture reads a report produced by a real tool (see ../report/testdata).
+func fixture(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "report", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
 
 // verify signs a checkpoint and verifies the whole ledger, as
 // `docket verify ledger` does.
@@ -155,10 +161,10 @@ func TestChangeFromPlanToPromotion(t *testing.T) {
 			t.Fatalf("action %v: in scope %v, %v", u, rec.InScope, err)
 		}
 	}
-	if err := k.AttachEvidence(ctx, ses.Credential, domain.EvidenceTest, "junit", testsSHA, domain.EvidenceSummary{TestsPassed: 148}); err != nil {
-		t.Fatal(err)
+	if sum, err := k.AttachEvidence(ctx, ses.Credential, domain.EvidenceTest, "junit", fixture(t, "gotestsum-passing.xml")); err != nil || sum.TestsPassed != 3 {
+		t.Fatalf("attach tests: %+v %v", sum, err)
 	}
-	if err := k.AttachEvidence(ctx, ses.Credential, domain.EvidenceScan, "sarif", scanSHA, domain.EvidenceSummary{Low: 2}); err != nil {
+	if _, err := k.AttachEvidence(ctx, ses.Credential, domain.EvidenceScan, "sarif", fixture(t, "gosec-clean.sarif")); err != nil {
 		t.Fatal(err)
 	}
 	if err := k.EndSession(ctx, ses.Credential); err != nil {
@@ -242,8 +248,12 @@ func TestDeviationToRevocationAndResolvedException(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k.AttachEvidence(ctx, ses2.Credential, domain.EvidenceTest, "junit", testsSHA, domain.EvidenceSummary{TestsPassed: 5})
-	k.AttachEvidence(ctx, ses2.Credential, domain.EvidenceScan, "sarif", scanSHA, domain.EvidenceSummary{})
+	if _, err := k.AttachEvidence(ctx, ses2.Credential, domain.EvidenceTest, "junit", fixture(t, "gotestsum-passing.xml")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.AttachEvidence(ctx, ses2.Credential, domain.EvidenceScan, "sarif", fixture(t, "gosec-clean.sarif")); err != nil {
+		t.Fatal(err)
+	}
 	if err := k.RequestPromotion(ctx, w.agent, id); !errors.Is(err, domain.ErrGateFailed) {
 		t.Fatalf("promotion with an open deviation: %v", err)
 	}
@@ -362,4 +372,55 @@ func containsSecret(s string) bool {
 		}
 	}
 	return false
+}
+
+func TestEvidenceGatesPromotion(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	k := w.clerk
+	id, hash, _ := k.SubmitPlan(ctx, w.agent, "", "alice", plan())
+	w.advance(10 * time.Minute)
+	if err := k.Approve(ctx, w.bob, id, hash, ""); err != nil {
+		t.Fatal(err)
+	}
+	ses, err := k.RequestSession(ctx, w.agent, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.AttachEvidence(ctx, ses.Credential, domain.EvidenceTest, "junit", fixture(t, "gotestsum-failing.xml")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.AttachEvidence(ctx, ses.Credential, domain.EvidenceScan, "sarif", fixture(t, "gosec-findings.sarif")); err != nil {
+		t.Fatal(err)
+	}
+	err = k.RequestPromotion(ctx, w.agent, id)
+	if !errors.Is(err, domain.ErrGateFailed) || !strings.Contains(err.Error(), "tests_passed") || !strings.Contains(err.Error(), "scan_clean") {
+		t.Fatalf("promotion with a failing test and a high finding: %v", err)
+	}
+	// Fix the test; accept the finding with a justification.
+	if _, err := k.AttachEvidence(ctx, ses.Credential, domain.EvidenceTest, "junit", fixture(t, "gotestsum-passing.xml")); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := k.Change(ctx, id)
+	for xid, x := range c.Exceptions {
+		if x.Kind != domain.ExceptionScanFindings {
+			t.Fatalf("unexpected exception %+v", x)
+		}
+		if err := k.ResolveException(ctx, w.bob, id, xid, domain.DispositionAccepted, "InsecureSkipVerify is only used against the local test double"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := k.RequestPromotion(ctx, w.agent, id); err != nil {
+		t.Fatalf("promotion after the fix and the acceptance: %v", err)
+	}
+	// The report itself is stored, content-addressed, byte for byte.
+	c, _ = k.Change(ctx, id)
+	stored, err := k.Evidence(ctx, c.Evidence[1].SHA256)
+	if err != nil || string(stored.Content) != string(fixture(t, "gosec-findings.sarif")) {
+		t.Fatalf("stored evidence: %v", err)
+	}
+	if _, err := k.AttachEvidence(ctx, ses.Credential, domain.EvidenceScan, "sarif", []byte("<html>")); !errors.Is(err, domain.ErrInvalidInput) {
+		t.Fatalf("a malformed report: %v", err)
+	}
+	w.verify(t)
 }
