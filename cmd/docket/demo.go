@@ -2,44 +2,52 @@ package main
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
 	"github.com/evidence-parity/docket/anchors"
-	"github.com/evidence-parity/docket/ledger"
+	"github.com/evidence-parity/docket/domain"
+	"github.com/evidence-parity/docket/domain/clerk"
+	"github.com/evidence-parity/docket/ledger/sqlite"
 )
 
 func newDemoCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "demo",
-		Short: "Record a demo change in the embedded ledger (SQLite, local key), sign it and verify it",
-		Args:  cobra.NoArgs,
+		Short: "Record two demo changes in the embedded ledger (SQLite, local key), sign and verify it",
+		Long: `Records, through the same service the API uses, two changes by an AI agent:
+one that goes from plan to promotion, and one whose agent strays out of scope,
+is revoked, and is promoted after an approver resolves the exception. Then it
+signs a checkpoint and verifies the whole ledger. Run it again to add two more.`,
+		Args: cobra.NoArgs,
 	}
 	data := dataFlag(c)
 	c.RunE = func(c *cobra.Command, _ []string) error {
 		ctx := c.Context()
 		out := c.OutOrStdout()
-		s, err := openWritable(ctx, *data)
+		signer, err := anchors.OpenFileSigner(keyPath(*data), true)
+		if err != nil {
+			return err
+		}
+		// The demo's story takes an afternoon: its clock starts three
+		// hours ago and moves on with each step.
+		clock := &demoClock{t: time.Now().UTC().Add(-3 * time.Hour)}
+		s, err := sqlite.Open(ctx, ledgerPath(*data), sqlite.Options{Signer: signer, Now: clock.now})
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "ledger   %s (origin %s)\n", s.Path(), s.Origin())
 		fmt.Fprintln(out, "warning: the checkpoint key is a local file, not externally custodied (use KMS in production)")
-		change, n, err := recordDemoChange(ctx, s)
-		if err != nil {
+		if err := runDemo(ctx, out, clerk.New(s, clerk.Config{Now: clock.now}), clock); err != nil {
 			s.Close()
 			return err
 		}
-		fmt.Fprintf(out, "recorded demo change %s: %d events\n", change, n)
 		if err := s.Close(); err != nil { // signs the final checkpoint
-			return err
-		}
-		signer, err := anchors.OpenFileSigner(keyPath(*data), false)
-		if err != nil {
 			return err
 		}
 		fp, err := anchors.Fingerprint(signer.Public())
@@ -62,51 +70,156 @@ func newDemoCmd() *cobra.Command {
 	return c
 }
 
-// recordDemoChange appends one change's lifecycle as it will be recorded:
-// an agent files a plan, a human approves it, the agent works under a
-// session credential, the change is tested and promoted.
-func recordDemoChange(ctx context.Context, s ledger.Store) (string, int, error) {
-	change := "chg-" + uuid.Must(uuid.NewV7()).String()
-	session := "ses-" + uuid.Must(uuid.NewV7()).String()
-	agent := ledger.Actor{Kind: ledger.ActorAgent, ID: "agent-claude-code-ci"}
-	human := ledger.Actor{Kind: ledger.ActorHuman, ID: "alice@acme.example"}
-	approver := ledger.Actor{Kind: ledger.ActorHuman, ID: "bob@acme.example"}
-	cred := agent
-	cred.Credential = "cred-" + session[4:]
-	ev := func(typ string, actor ledger.Actor, data map[string]any) ledger.Event {
-		raw, _ := json.Marshal(data)
-		return ledger.Event{Type: typ, Actor: actor, Correlation: change, Data: raw}
-	}
-	scope := []map[string]any{{"resource": "file:github.com/acme/api/src/billing/**", "verbs": []string{"read", "write"}}, {"resource": "cmd:go test ./...", "verbs": []string{"exec"}}}
-	steps := []struct {
-		stream string
-		events []ledger.Event
+type demoClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *demoClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(time.Millisecond)
+	return c.t
+}
+
+func (c *demoClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+const (
+	demoJUnit = `<?xml version="1.0" encoding="UTF-8"?>
+<testsuites><testsuite name="github.com/acme/api/src/billing" tests="3" failures="0" skipped="0">
+<testcase classname="billing" name="TestTotal"/><testcase classname="billing" name="TestTotalRounding"/><testcase classname="billing" name="TestTotalEmpty"/>
+</testsuite></testsuites>`
+	demoSARIF = `{"version":"2.1.0","$schema":"https://json.schemastore.org/sarif-2.1.0.json","runs":[{"tool":{"driver":{"name":"gosec","rules":[]}},"results":[]}]}`
+)
+
+// runDemo records the two demo changes.
+func runDemo(ctx context.Context, out io.Writer, k *clerk.Clerk, clock *demoClock) error {
+	sys := clerk.System
+	people := []struct {
+		id   string
+		role domain.Role
+		auth domain.Scope
 	}{
-		{"change-" + change, []ledger.Event{
-			ev("PlanSubmitted", agent, map[string]any{"objective": "Fix rounding in invoice totals", "method": "Use decimal arithmetic in billing.Total", "scope": scope,
-				"testApproach": "go test ./... including new table tests", "backoutPath": "git revert the merge commit; redeploy previous tag", "environment": "production", "requestedBy": human.ID}),
-			ev("PlanViewed", approver, map[string]any{"approver": approver.ID}),
-			ev("PlanApproved", approver, map[string]any{"approver": approver.ID, "authenticatedBy": "token", "dwellSeconds": 312}),
-			ev("VerificationRecorded", ledger.Actor{Kind: ledger.ActorSystem, ID: "docket"}, map[string]any{"stage": "issuance", "passed": true}),
-		}},
-		{"session-" + session, []ledger.Event{
-			ev("CredentialIssued", ledger.Actor{Kind: ledger.ActorSystem, ID: "docket"}, map[string]any{"session": session, "expires": time.Now().Add(8 * time.Hour).UTC()}),
-			ev("ActionRecorded", cred, map[string]any{"resources": []string{"file:github.com/acme/api/src/billing/total.go"}, "verbs": []string{"write"}, "inScope": true}),
-			ev("ActionRecorded", cred, map[string]any{"resources": []string{"cmd:go test ./..."}, "verbs": []string{"exec"}, "inScope": true}),
-			ev("EvidenceAttached", cred, map[string]any{"kind": "test", "format": "junit", "passed": 148, "failed": 0}),
-			ev("SessionEnded", cred, map[string]any{"session": session}),
-		}},
-		{"change-" + change, []ledger.Event{
-			ev("VerificationRecorded", ledger.Actor{Kind: ledger.ActorSystem, ID: "docket"}, map[string]any{"stage": "promotion", "passed": true}),
-			ev("ChangePromoted", ledger.Actor{Kind: ledger.ActorSystem, ID: "docket"}, map[string]any{}),
+		{"ada", domain.RoleAdmin, nil},
+		{"alice", domain.RoleRequester, nil},
+		{"bob", domain.RoleApprover, domain.Scope{
+			{Resource: "file:github.com/acme/**", Verbs: []domain.Verb{domain.Read, domain.Write, domain.Delete}},
+			{Resource: "cmd:**", Verbs: []domain.Verb{domain.Exec}},
 		}},
 	}
-	n := 0
-	for _, st := range steps {
-		if _, err := s.Append(ctx, st.stream, ledger.Any, st.events...); err != nil {
-			return "", n, err
+	for _, p := range people {
+		err := k.RegisterPrincipal(ctx, sys, p.id, p.id, p.id+"@acme.example")
+		if errors.Is(err, domain.ErrConflict) {
+			continue // a second run: they exist
 		}
-		n += len(st.events)
+		if err != nil {
+			return err
+		}
+		if err := k.GrantRole(ctx, sys, p.id, p.role, p.auth); err != nil {
+			return err
+		}
 	}
-	return change, n, nil
+	if err := k.RegisterAgent(ctx, sys, "claude-ci", "Claude Code in CI", "alice", "claude-code"); err != nil && !errors.Is(err, domain.ErrConflict) {
+		return err
+	}
+	bobToken, err := k.IssueToken(ctx, sys, "bob")
+	if err != nil {
+		return err
+	}
+	bob, err := k.Authenticate(ctx, bobToken)
+	if err != nil {
+		return err
+	}
+	key, err := k.IssueAgentKey(ctx, sys, "claude-ci")
+	if err != nil {
+		return err
+	}
+	agent, err := k.Authenticate(ctx, key)
+	if err != nil {
+		return err
+	}
+	plan := domain.Plan{
+		Objective:    "Fix rounding in invoice totals",
+		Method:       "Use decimal arithmetic in billing.Total and add table tests",
+		Scope:        domain.Scope{{Resource: "file:github.com/acme/api/src/billing/**", Verbs: []domain.Verb{domain.Read, domain.Write}}, {Resource: "cmd:go test *", Verbs: []domain.Verb{domain.Exec}}},
+		TestApproach: "go test ./... including new table tests for half-cent cases",
+		BackoutPath:  "git revert the merge commit and redeploy the previous tag",
+		Environment:  "production",
+	}
+	for i, strays := range []bool{false, true} {
+		id, hash, err := k.SubmitPlan(ctx, agent, "", "alice", plan)
+		if err != nil {
+			return err
+		}
+		clock.advance(20 * time.Minute)
+		if _, err := k.ViewPlan(ctx, bob, id); err != nil {
+			return err
+		}
+		clock.advance(9 * time.Minute)
+		if err := k.Approve(ctx, bob, id, hash, "Scope limited to billing; backout is a revert."); err != nil {
+			return err
+		}
+		ses, err := k.RequestSession(ctx, agent, id)
+		if err != nil {
+			return err
+		}
+		clock.advance(5 * time.Minute)
+		actions := []domain.ResourceUse{
+			{Resource: "file:github.com/acme/api/src/billing/total.go", Verb: domain.Write},
+			{Resource: "cmd:go test ./billing/...", Verb: domain.Exec},
+		}
+		if strays {
+			actions = append(actions, domain.ResourceUse{Resource: "file:github.com/acme/api/src/billing/../../deploy/prod.env", Verb: domain.Read})
+		}
+		for _, a := range actions {
+			if _, err := k.RecordAction(ctx, ses.Credential, "tool_call", []domain.ResourceUse{a}, "", "ok"); err != nil {
+				if !errors.Is(err, domain.ErrOutOfScope) {
+					return err
+				}
+				fmt.Fprintf(out, "change %d: deviation: %v\n", i+1, err)
+			}
+		}
+		cred := ses.Credential
+		if strays {
+			// The revoked credential is dead; the agent asks for a new session.
+			if ses, err = k.RequestSession(ctx, agent, id); err != nil {
+				return err
+			}
+			cred = ses.Credential
+			c, err := k.Change(ctx, id)
+			if err != nil {
+				return err
+			}
+			for xid := range c.Exceptions {
+				clock.advance(15 * time.Minute)
+				if err := k.ResolveException(ctx, bob, id, xid, domain.DispositionRemediated, "The hook denied the read before it ran; the file was not touched."); err != nil {
+					return err
+				}
+			}
+		}
+		if _, err := k.AttachEvidence(ctx, cred, domain.EvidenceTest, "junit", []byte(demoJUnit)); err != nil {
+			return err
+		}
+		if _, err := k.AttachEvidence(ctx, cred, domain.EvidenceScan, "sarif", []byte(demoSARIF)); err != nil {
+			return err
+		}
+		if err := k.EndSession(ctx, cred); err != nil {
+			return err
+		}
+		if err := k.RequestPromotion(ctx, agent, id); err != nil {
+			return err
+		}
+		c, err := k.Change(ctx, id)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "change %d: %s %s — approved by %s after %.0fs of review, %d sessions, %d exceptions\n",
+			i+1, id, c.Status(), c.Approval.Approver, c.Approval.Review.DwellSeconds, len(c.Sessions), len(c.Exceptions))
+		clock.advance(30 * time.Minute)
+	}
+	return nil
 }
