@@ -391,3 +391,36 @@ func TestRevisionVoidsApprovalAndCredentials(t *testing.T) {
 		t.Fatalf("issuance for the unapproved revision: %v", err)
 	}
 }
+
+func TestRollBack(t *testing.T) {
+	c := approvedChange(t, validPlan())
+	if _, err := RollBack(c, human(bob), "p99 latency doubled", t0.Add(time.Hour)); !errors.Is(err, ErrConflict) {
+		t.Fatalf("rollback of an unpromoted change: %v", err)
+	}
+	c.Apply(ChangePromoted{Change: c.ID, PlanHash: c.PlanHash, At: t0.Add(time.Hour)})
+	if _, err := RollBack(c, Actor{Kind: ActorAgent, ID: "claude", AuthMethod: "agent-key"}, "x", t0); !errors.Is(err, ErrForbidden) {
+		t.Fatalf("rollback by an agent: %v", err)
+	}
+	fold(t, c)(RollBack(c, human(bob), "p99 latency doubled", t0.Add(2*time.Hour)))
+	if c.Status() != "rolled-back" {
+		t.Fatalf("status %s", c.Status())
+	}
+	if _, err := RequestPromotion(c, t0.Add(3*time.Hour)); !errors.Is(err, ErrPromoted) {
+		t.Fatalf("promotion after rollback: %v", err)
+	}
+}
+
+func TestSecrets(t *testing.T) {
+	s := NewSecret(PrefixSession, "chg-1.ses-1", make([]byte, 32))
+	if ref, ok := SecretRef(PrefixSession, s); !ok || ref != "chg-1.ses-1" {
+		t.Fatalf("SecretRef(%q) = %q %v", s, ref, ok)
+	}
+	for _, bad := range []string{"", "dkt_sess_", "dkt_sess_x", "dkt_sess_x.", "dkt_tok_a.b"} {
+		if _, ok := SecretRef(PrefixSession, bad); ok {
+			t.Errorf("SecretRef accepted %q", bad)
+		}
+	}
+	if !SecretMatches(s, HashSecret(s)) || SecretMatches(s+"x", HashSecret(s)) {
+		t.Fatal("SecretMatches")
+	}
+}

@@ -86,3 +86,32 @@ func TestCLI(t *testing.T) {
 		}
 	})
 }
+
+func TestIdentityCLI(t *testing.T) {
+	bin := buildDocket(t)
+	data := t.TempDir()
+	out := run(t, bin, "principals", "add", "bob", "--data", data, "--name", "Bob", "--role", "approver", "--authority", "file:github.com/acme/**=read,write")
+	if !regexp.MustCompile(`token \(shown once, stored only as a hash\): dkt_tok_bob\.[A-Za-z0-9_-]{43}\n`).MatchString(out) {
+		t.Fatalf("principals add printed %q", out)
+	}
+	out = run(t, bin, "agents", "add", "claude-ci", "--data", data, "--owner", "bob", "--harness", "claude-code")
+	if !strings.Contains(out, "dkt_agent_claude-ci.") {
+		t.Fatalf("agents add printed %q", out)
+	}
+	for _, args := range [][]string{
+		{"principals", "add", "eve", "--data", data, "--role", "wizard"},
+		{"principals", "add", "eve", "--data", data, "--role", "approver"}, // no authority
+		{"principals", "add", "bob", "--data", data, "--role", "auditor"},  // exists
+		{"agents", "add", "rogue", "--data", data, "--owner", "nobody"},
+		{"agents", "add", "rogue", "--data", data},
+	} {
+		if code, _, stderr := runCode(t, bin, args...); code != 2 || stderr == "" {
+			t.Errorf("docket %v: exit %d %q, want 2 with a message", args, code, stderr)
+		}
+	}
+	// Refusals wrote nothing; the ledger verifies.
+	out = run(t, bin, "verify", "ledger", "--data", data)
+	if !strings.HasPrefix(out, "ok: 5 events") {
+		t.Fatalf("verify printed %q, want 5 events (principal, role, token, agent, key) and nothing from the refusals", out)
+	}
+}
