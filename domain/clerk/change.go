@@ -118,7 +118,9 @@ func (k *Clerk) RequestSession(ctx context.Context, by domain.Actor, changeID st
 		return Session{}, err
 	}
 	recs, err := update[domain.Change](ctx, k, domain.ChangeStream(changeID), changeID, ledgerActor(by), func(c *domain.Change, now time.Time) ([]domain.Event, error) {
-		return domain.RequestSession(c, agent, *freezes, domain.SessionRequest{Session: sessionID, CredentialID: newID("cred-"), Hash: hash}, now, k.policy)
+		overdue := k.overdue(c, now)
+		events, err := domain.RequestSession(c, agent, *freezes, domain.SessionRequest{Session: sessionID, CredentialID: newID("cred-"), Hash: hash}, now, k.policy)
+		return append(overdue, events...), err
 	})
 	if err != nil {
 		return Session{}, err
@@ -285,7 +287,9 @@ func (k *Clerk) RequestPromotion(ctx context.Context, by domain.Actor, changeID 
 		default:
 			return nil, fmt.Errorf("%w: only the change's agent, an approver or an admin may request promotion", domain.ErrForbidden)
 		}
-		return domain.RequestPromotion(c, now)
+		overdue := k.overdue(c, now)
+		events, err := domain.RequestPromotion(c, now)
+		return append(overdue, events...), err
 	})
 	return err
 }
@@ -296,6 +300,16 @@ func (k *Clerk) RollBack(ctx context.Context, by domain.Actor, changeID, reason 
 		return domain.RollBack(c, by, reason, now)
 	})
 	return err
+}
+
+// overdue opens the overdue-emergency exception, if due, and applies it to c
+// so the gate that follows sees it.
+func (k *Clerk) overdue(c *domain.Change, now time.Time) []domain.Event {
+	events := domain.CheckEmergency(c, newID("exc-"), now, k.policy)
+	for _, e := range events {
+		c.Apply(e)
+	}
+	return events
 }
 
 // CheckEmergency opens an exception if the change is an emergency whose

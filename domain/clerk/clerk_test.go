@@ -424,3 +424,53 @@ func TestEvidenceGatesPromotion(t *testing.T) {
 	}
 	w.verify(t)
 }
+
+func TestEmergencyChange(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	k := w.clerk
+	p := plan()
+	p.Emergency = true
+	id, hash, err := k.SubmitPlan(ctx, w.agent, "", "alice", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ses, err := k.RequestSession(ctx, w.agent, id)
+	if err != nil {
+		t.Fatalf("an emergency change gets a credential before approval: %v", err)
+	}
+	if ses.ExpiresAt.After(time.Unix(0, w.clock.Load()).Add(24 * time.Hour)) {
+		t.Fatalf("credential outlives the emergency window: %v", ses.ExpiresAt)
+	}
+	if _, err := k.AttachEvidence(ctx, ses.Credential, domain.EvidenceTest, "junit", fixture(t, "gotestsum-passing.xml")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.AttachEvidence(ctx, ses.Credential, domain.EvidenceScan, "sarif", fixture(t, "gosec-clean.sarif")); err != nil {
+		t.Fatal(err)
+	}
+	w.advance(25 * time.Hour)
+	// Overdue: the gate opens an exception and refuses.
+	if err := k.RequestPromotion(ctx, w.agent, id); !errors.Is(err, domain.ErrGateFailed) {
+		t.Fatalf("promotion of an overdue emergency: %v", err)
+	}
+	c, _ := k.Change(ctx, id)
+	var overdue string
+	for xid, x := range c.Exceptions {
+		if x.Kind == domain.ExceptionEmergencyOverdue {
+			overdue = xid
+		}
+	}
+	if overdue == "" {
+		t.Fatal("no overdue exception was opened")
+	}
+	if err := k.Approve(ctx, w.bob, id, hash, "approved after the incident"); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.ResolveException(ctx, w.bob, id, overdue, domain.DispositionAccepted, "incident bridge approved verbally; recorded late"); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.RequestPromotion(ctx, w.agent, id); err != nil {
+		t.Fatalf("promotion after late approval and resolution: %v", err)
+	}
+	w.verify(t)
+}
