@@ -3,152 +3,36 @@ package clerk_test
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/evidence-parity/docket/anchors"
 	"github.com/evidence-parity/docket/domain"
-	"github.com/evidence-parity/docket/domain/clerk"
+	"github.com/evidence-parity/docket/domain/clerk/clerktest"
 	"github.com/evidence-parity/docket/ledger"
-	"github.com/evidence-parity/docket/ledger/sqlite"
 )
 
-// world is a clerk over a real SQLite ledger with people, an agent and a
-// clock the test moves.
-type world struct {
-	store   *sqlite.Store
-	fp      string
-	clerk   *clerk.Clerk
-	clock   atomic.Int64
-	admin   domain.Actor
-	alice   domain.Actor // requester
-	bob     domain.Actor // approver
-	agent   domain.Actor
-	agentID string
-}
-
-func (w *world) advance(d time.Duration) { w.clock.Add(int64(d)) }
-
-func newWorld(t *testing.T) *world {
-	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	signer, err := anchors.OpenFileSigner(filepath.Join(dir, "key.pem"), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &world{agentID: "claude-ci"}
-	w.fp, _ = anchors.Fingerprint(signer.Public())
-	w.clock.Store(time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC).UnixNano())
-	now := func() time.Time { return time.Unix(0, w.clock.Load()).UTC() }
-	if w.store, err = sqlite.Open(ctx, filepath.Join(dir, "ledger.db"), sqlite.Options{Signer: signer, Now: now}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.store.Close() })
-	w.clerk = clerk.New(w.store, clerk.Config{Now: now})
-	k := w.clerk
-	sys := clerk.System
-	for _, p := range []struct {
-		id   string
-		role domain.Role
-		auth domain.Scope
-	}{
-		{"ada", domain.RoleAdmin, nil},
-		{"alice", domain.RoleRequester, nil},
-		{"bob", domain.RoleApprover, domain.Scope{{Resource: "file:github.com/acme/**", Verbs: []domain.Verb{domain.Read, domain.Write}}, {Resource: "cmd:**", Verbs: []domain.Verb{domain.Exec}}}},
-	} {
-		if err := k.RegisterPrincipal(ctx, sys, p.id, p.id, p.id+"@acme.example"); err != nil {
-			t.Fatal(err)
-		}
-		if err := k.GrantRole(ctx, sys, p.id, p.role, p.auth); err != nil {
-			t.Fatal(err)
-		}
-	}
-	login := func(id string) domain.Actor {
-		tok, err := k.IssueToken(ctx, sys, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := k.Authenticate(ctx, tok)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a
-	}
-	w.admin, w.alice, w.bob = login("ada"), login("alice"), login("bob")
-	if err := k.RegisterAgent(ctx, w.admin, w.agentID, "Claude Code in CI", "alice", "claude-code"); err != nil {
-		t.Fatal(err)
-	}
-	key, err := k.IssueAgentKey(ctx, w.admin, w.agentID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if w.agent, err = k.Authenticate(ctx, key); err != nil {
-		t.Fatal(err)
-	}
-	return w
-}
-
-func plan() domain.Plan {
-	return domain.Plan{
-		Objective: "Fix rounding in invoice totals", Method: "Use decimal arithmetic in billing.Total",
-		Scope: domain.Scope{
-			{Resource: "file:github.com/acme/api/src/billing/**", Verbs: []domain.Verb{domain.Read, domain.Write}},
-			{Resource: "cmd:go test *", Verbs: []domain.Verb{domain.Exec}},
-		},
-		TestApproach: "go test ./... with new table tests", BackoutPath: "git revert the merge commit; redeploy the previous tag", Environment: "production",
-	}
-}
-
-// fixture reads a report produced by a real tool (see ../report/testdata).
-func fixture(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "report", "testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// verify signs a checkpoint and verifies the whole ledger, as
-// `docket verify ledger` does.
-func (w *world) verify(t *testing.T) {
-	t.Helper()
-	if _, err := w.store.Checkpoint(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	rep, err := w.store.Verify(context.Background(), []string{w.fp}, nil)
-	if err != nil {
-		t.Fatalf("verify ledger: %v", err)
-	}
-	t.Logf("ledger verified: %d events, %d checkpoints", rep.Events, rep.Checkpoints)
-}
-
 func TestChangeFromPlanToPromotion(t *testing.T) {
-	w := newWorld(t)
+	w := clerktest.NewWorld(t)
 	ctx := context.Background()
-	k := w.clerk
-	id, hash, err := k.SubmitPlan(ctx, w.agent, "", "alice", plan())
+	k := w.Clerk
+	id, hash, err := k.SubmitPlan(ctx, w.Agent, "", "alice", clerktest.Plan())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := k.RequestSession(ctx, w.agent, id); !errors.Is(err, domain.ErrGateFailed) {
+	if _, err := k.RequestSession(ctx, w.Agent, id); !errors.Is(err, domain.ErrGateFailed) {
 		t.Fatalf("a session before approval: %v", err)
 	}
-	if _, err := k.ViewPlan(ctx, w.bob, id); err != nil {
+	if _, err := k.ViewPlan(ctx, w.Bob, id); err != nil {
 		t.Fatal(err)
 	}
-	w.advance(12 * time.Minute)
-	if err := k.Approve(ctx, w.bob, id, hash, "scope is tight, backout is real"); err != nil {
+	w.Advance(12 * time.Minute)
+	if err := k.Approve(ctx, w.Bob, id, hash, "scope is tight, backout is real"); err != nil {
 		t.Fatal(err)
 	}
-	w.advance(time.Minute)
-	ses, err := k.RequestSession(ctx, w.agent, id)
+	w.Advance(time.Minute)
+	ses, err := k.RequestSession(ctx, w.Agent, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,10 +45,10 @@ func TestChangeFromPlanToPromotion(t *testing.T) {
 			t.Fatalf("action %v: in scope %v, %v", u, rec.InScope, err)
 		}
 	}
-	if sum, err := k.AttachEvidence(ctx, ses.Credential, domain.EvidenceTest, "junit", fixture(t, "gotestsum-passing.xml")); err != nil || sum.TestsPassed != 3 {
+	if sum, err := k.AttachEvidence(ctx, ses.Credential, domain.EvidenceTest, "junit", clerktest.Fixture(t, "gotestsum-passing.xml")); err != nil || sum.TestsPassed != 3 {
 		t.Fatalf("attach tests: %+v %v", sum, err)
 	}
-	if _, err := k.AttachEvidence(ctx, ses.Credential, domain.EvidenceScan, "sarif", fixture(t, "gosec-clean.sarif")); err != nil {
+	if _, err := k.AttachEvidence(ctx, ses.Credential, domain.EvidenceScan, "sarif", clerktest.Fixture(t, "gosec-clean.sarif")); err != nil {
 		t.Fatal(err)
 	}
 	if err := k.EndSession(ctx, ses.Credential); err != nil {
@@ -173,7 +57,7 @@ func TestChangeFromPlanToPromotion(t *testing.T) {
 	if _, err := k.RecordAction(ctx, ses.Credential, "edit", []domain.ResourceUse{{Resource: "file:github.com/acme/api/src/billing/total.go", Verb: domain.Write}}, "", ""); !errors.Is(err, domain.ErrCredentialDead) {
 		t.Fatalf("action after the session ended: %v", err)
 	}
-	if err := k.RequestPromotion(ctx, w.agent, id); err != nil {
+	if err := k.RequestPromotion(ctx, w.Agent, id); err != nil {
 		t.Fatal(err)
 	}
 	c, err := k.Change(ctx, id)
@@ -184,11 +68,11 @@ func TestChangeFromPlanToPromotion(t *testing.T) {
 		t.Fatalf("change: status %s, approval %+v, out of scope %d", c.Status(), c.Approval, c.OutOfScope)
 	}
 	// Every record names its actor: the agent acted under its session credential.
-	recs, _ := w.store.ReadStream(ctx, domain.ChangeStream(id), 0)
+	recs, _ := w.Store.ReadStream(ctx, domain.ChangeStream(id), 0)
 	var types []string
 	for _, r := range recs {
 		types = append(types, r.Event.Type)
-		if r.Event.Type == "ActionRecorded" && (r.Event.Actor.Kind != ledger.ActorAgent || r.Event.Actor.ID != w.agentID || r.Event.Actor.Credential == "") {
+		if r.Event.Type == "ActionRecorded" && (r.Event.Actor.Kind != ledger.ActorAgent || r.Event.Actor.ID != w.AgentID || r.Event.Actor.Credential == "") {
 			t.Errorf("action recorded under %+v, want the agent with its credential id", r.Event.Actor)
 		}
 		if r.Event.Type == "PlanApproved" && (r.Event.Actor.Kind != ledger.ActorHuman || r.Event.Actor.ID != "bob") {
@@ -196,22 +80,22 @@ func TestChangeFromPlanToPromotion(t *testing.T) {
 		}
 	}
 	t.Logf("change stream: %v", types)
-	w.verify(t)
+	w.Verify(t)
 }
 
 func TestDeviationToRevocationAndResolvedException(t *testing.T) {
-	w := newWorld(t)
+	w := clerktest.NewWorld(t)
 	ctx := context.Background()
-	k := w.clerk
-	id, hash, err := k.SubmitPlan(ctx, w.agent, "", "alice", plan())
+	k := w.Clerk
+	id, hash, err := k.SubmitPlan(ctx, w.Agent, "", "alice", clerktest.Plan())
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.advance(10 * time.Minute)
-	if err := k.Approve(ctx, w.bob, id, hash, ""); err != nil {
+	w.Advance(10 * time.Minute)
+	if err := k.Approve(ctx, w.Bob, id, hash, ""); err != nil {
 		t.Fatal(err)
 	}
-	ses, err := k.RequestSession(ctx, w.agent, id)
+	ses, err := k.RequestSession(ctx, w.Agent, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +116,7 @@ func TestDeviationToRevocationAndResolvedException(t *testing.T) {
 	}
 	// Deviation, revocation and exception landed in the append that
 	// recorded the action; the refusal after it is recorded too.
-	recs, _ := w.store.ReadStream(ctx, domain.ChangeStream(id), 0)
+	recs, _ := w.Store.ReadStream(ctx, domain.ChangeStream(id), 0)
 	var at = map[string]uint64{}
 	for _, r := range recs {
 		at[r.Event.Type] = r.Position
@@ -244,46 +128,46 @@ func TestDeviationToRevocationAndResolvedException(t *testing.T) {
 		t.Fatal("the refused action was not recorded")
 	}
 	// A new session, tests and scan; promotion waits for the exception.
-	ses2, err := k.RequestSession(ctx, w.agent, id)
+	ses2, err := k.RequestSession(ctx, w.Agent, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := k.AttachEvidence(ctx, ses2.Credential, domain.EvidenceTest, "junit", fixture(t, "gotestsum-passing.xml")); err != nil {
+	if _, err := k.AttachEvidence(ctx, ses2.Credential, domain.EvidenceTest, "junit", clerktest.Fixture(t, "gotestsum-passing.xml")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := k.AttachEvidence(ctx, ses2.Credential, domain.EvidenceScan, "sarif", fixture(t, "gosec-clean.sarif")); err != nil {
+	if _, err := k.AttachEvidence(ctx, ses2.Credential, domain.EvidenceScan, "sarif", clerktest.Fixture(t, "gosec-clean.sarif")); err != nil {
 		t.Fatal(err)
 	}
-	if err := k.RequestPromotion(ctx, w.agent, id); !errors.Is(err, domain.ErrGateFailed) {
+	if err := k.RequestPromotion(ctx, w.Agent, id); !errors.Is(err, domain.ErrGateFailed) {
 		t.Fatalf("promotion with an open deviation: %v", err)
 	}
-	if err := k.ResolveException(ctx, w.agent, id, exc, domain.DispositionAccepted, "x"); err == nil {
+	if err := k.ResolveException(ctx, w.Agent, id, exc, domain.DispositionAccepted, "x"); err == nil {
 		t.Fatal("an agent resolved its own exception")
 	}
-	if err := k.ResolveException(ctx, w.bob, id, exc, domain.DispositionRemediated, "the key was never read: the hook denied it; rotated anyway"); err != nil {
+	if err := k.ResolveException(ctx, w.Bob, id, exc, domain.DispositionRemediated, "the key was never read: the hook denied it; rotated anyway"); err != nil {
 		t.Fatal(err)
 	}
-	if err := k.RequestPromotion(ctx, w.agent, id); err != nil {
+	if err := k.RequestPromotion(ctx, w.Agent, id); err != nil {
 		t.Fatalf("promotion after resolution: %v", err)
 	}
-	w.verify(t)
+	w.Verify(t)
 }
 
 func TestConcurrentApproveAndRevise(t *testing.T) {
-	w := newWorld(t)
+	w := clerktest.NewWorld(t)
 	ctx := context.Background()
-	k := w.clerk
+	k := w.Clerk
 	for i := 0; i < 10; i++ {
-		id, hash, err := k.SubmitPlan(ctx, w.agent, "", "alice", plan())
+		id, hash, err := k.SubmitPlan(ctx, w.Agent, "", "alice", clerktest.Plan())
 		if err != nil {
 			t.Fatal(err)
 		}
-		revised := plan()
+		revised := clerktest.Plan()
 		revised.Method += " and a fix to the tax rounding"
 		var wg sync.WaitGroup
 		var approveErr, reviseErr error
-		wg.Go(func() { approveErr = k.Approve(ctx, w.bob, id, hash, "") })
-		wg.Go(func() { _, _, reviseErr = k.SubmitPlan(ctx, w.agent, id, "alice", revised) })
+		wg.Go(func() { approveErr = k.Approve(ctx, w.Bob, id, hash, "") })
+		wg.Go(func() { _, _, reviseErr = k.SubmitPlan(ctx, w.Agent, id, "alice", revised) })
 		wg.Wait()
 		if reviseErr != nil {
 			t.Fatal(reviseErr)
@@ -297,32 +181,32 @@ func TestConcurrentApproveAndRevise(t *testing.T) {
 			t.Fatalf("round %d: approval of %s stands on revised plan %s", i, c.Approval.PlanHash, c.PlanHash)
 		}
 	}
-	w.verify(t)
+	w.Verify(t)
 }
 
 func TestFreezeRefusesIssuanceAndRecordsIt(t *testing.T) {
-	w := newWorld(t)
+	w := clerktest.NewWorld(t)
 	ctx := context.Background()
-	k := w.clerk
-	id, hash, _ := k.SubmitPlan(ctx, w.agent, "", "alice", plan())
-	w.advance(10 * time.Minute)
-	if err := k.Approve(ctx, w.bob, id, hash, ""); err != nil {
+	k := w.Clerk
+	id, hash, _ := k.SubmitPlan(ctx, w.Agent, "", "alice", clerktest.Plan())
+	w.Advance(10 * time.Minute)
+	if err := k.Approve(ctx, w.Bob, id, hash, ""); err != nil {
 		t.Fatal(err)
 	}
-	frz, err := k.DeclareFreeze(ctx, w.bob, "production", nil, "quarter-end close")
+	frz, err := k.DeclareFreeze(ctx, w.Bob, "production", nil, "quarter-end close")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := k.RequestSession(ctx, w.agent, id); !errors.Is(err, domain.ErrFrozen) {
+	if _, err := k.RequestSession(ctx, w.Agent, id); !errors.Is(err, domain.ErrFrozen) {
 		t.Fatalf("issuance during a freeze: %v", err)
 	}
-	if err := k.LiftFreeze(ctx, w.bob, frz); err != nil {
+	if err := k.LiftFreeze(ctx, w.Bob, frz); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := k.RequestSession(ctx, w.agent, id); err != nil {
+	if _, err := k.RequestSession(ctx, w.Agent, id); err != nil {
 		t.Fatalf("issuance after the freeze: %v", err)
 	}
-	recs, _ := w.store.ReadStream(ctx, domain.ChangeStream(id), 0)
+	recs, _ := w.Store.ReadStream(ctx, domain.ChangeStream(id), 0)
 	n := 0
 	for _, r := range recs {
 		if r.Event.Type == "VerificationRecorded" {
@@ -332,30 +216,30 @@ func TestFreezeRefusesIssuanceAndRecordsIt(t *testing.T) {
 	if n != 2 {
 		t.Fatalf("%d issuance records, want 2 (the refusal and the pass)", n)
 	}
-	if _, err := k.DeclareFreeze(ctx, w.agent, "production", nil, "x"); !errors.Is(err, domain.ErrForbidden) {
+	if _, err := k.DeclareFreeze(ctx, w.Agent, "production", nil, "x"); !errors.Is(err, domain.ErrForbidden) {
 		t.Fatalf("an agent declared a freeze: %v", err)
 	}
 }
 
 func TestTokensAndKeys(t *testing.T) {
-	w := newWorld(t)
+	w := clerktest.NewWorld(t)
 	ctx := context.Background()
 	for _, bad := range []string{"", "dkt_tok_bob.", "dkt_tok_bob.AAAA", "dkt_tok_nobody.AAAA", "dkt_agent_claude-ci.AAAA", "Bearer x"} {
-		if _, err := w.clerk.Authenticate(ctx, bad); !errors.Is(err, domain.ErrUnauthenticated) {
+		if _, err := w.Clerk.Authenticate(ctx, bad); !errors.Is(err, domain.ErrUnauthenticated) {
 			t.Errorf("Authenticate(%q) = %v, want ErrUnauthenticated", bad, err)
 		}
 	}
-	if err := w.clerk.RegisterPrincipal(ctx, w.alice, "eve", "eve", ""); !errors.Is(err, domain.ErrForbidden) {
+	if err := w.Clerk.RegisterPrincipal(ctx, w.Alice, "eve", "eve", ""); !errors.Is(err, domain.ErrForbidden) {
 		t.Errorf("a requester registered a principal: %v", err)
 	}
-	if err := w.clerk.RetireAgent(ctx, w.admin, w.agentID); err != nil {
+	if err := w.Clerk.RetireAgent(ctx, w.Admin, w.AgentID); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := w.clerk.SubmitPlan(ctx, w.agent, "", "alice", plan()); err == nil {
+	if _, _, err := w.Clerk.SubmitPlan(ctx, w.Agent, "", "alice", clerktest.Plan()); err == nil {
 		t.Error("a retired agent submitted a plan")
 	}
 	// Tokens are stored only as hashes: no secret appears in the ledger.
-	for r, err := range w.store.ReadAll(ctx, 0) {
+	for r, err := range w.Store.ReadAll(ctx, 0) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -375,30 +259,30 @@ func containsSecret(s string) bool {
 }
 
 func TestEvidenceGatesPromotion(t *testing.T) {
-	w := newWorld(t)
+	w := clerktest.NewWorld(t)
 	ctx := context.Background()
-	k := w.clerk
-	id, hash, _ := k.SubmitPlan(ctx, w.agent, "", "alice", plan())
-	w.advance(10 * time.Minute)
-	if err := k.Approve(ctx, w.bob, id, hash, ""); err != nil {
+	k := w.Clerk
+	id, hash, _ := k.SubmitPlan(ctx, w.Agent, "", "alice", clerktest.Plan())
+	w.Advance(10 * time.Minute)
+	if err := k.Approve(ctx, w.Bob, id, hash, ""); err != nil {
 		t.Fatal(err)
 	}
-	ses, err := k.RequestSession(ctx, w.agent, id)
+	ses, err := k.RequestSession(ctx, w.Agent, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := k.AttachEvidence(ctx, ses.Credential, domain.EvidenceTest, "junit", fixture(t, "gotestsum-failing.xml")); err != nil {
+	if _, err := k.AttachEvidence(ctx, ses.Credential, domain.EvidenceTest, "junit", clerktest.Fixture(t, "gotestsum-failing.xml")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := k.AttachEvidence(ctx, ses.Credential, domain.EvidenceScan, "sarif", fixture(t, "gosec-findings.sarif")); err != nil {
+	if _, err := k.AttachEvidence(ctx, ses.Credential, domain.EvidenceScan, "sarif", clerktest.Fixture(t, "gosec-findings.sarif")); err != nil {
 		t.Fatal(err)
 	}
-	err = k.RequestPromotion(ctx, w.agent, id)
+	err = k.RequestPromotion(ctx, w.Agent, id)
 	if !errors.Is(err, domain.ErrGateFailed) || !strings.Contains(err.Error(), "tests_passed") || !strings.Contains(err.Error(), "scan_clean") {
 		t.Fatalf("promotion with a failing test and a high finding: %v", err)
 	}
 	// Fix the test; accept the finding with a justification.
-	if _, err := k.AttachEvidence(ctx, ses.Credential, domain.EvidenceTest, "junit", fixture(t, "gotestsum-passing.xml")); err != nil {
+	if _, err := k.AttachEvidence(ctx, ses.Credential, domain.EvidenceTest, "junit", clerktest.Fixture(t, "gotestsum-passing.xml")); err != nil {
 		t.Fatal(err)
 	}
 	c, _ := k.Change(ctx, id)
@@ -406,51 +290,51 @@ func TestEvidenceGatesPromotion(t *testing.T) {
 		if x.Kind != domain.ExceptionScanFindings {
 			t.Fatalf("unexpected exception %+v", x)
 		}
-		if err := k.ResolveException(ctx, w.bob, id, xid, domain.DispositionAccepted, "InsecureSkipVerify is only used against the local test double"); err != nil {
+		if err := k.ResolveException(ctx, w.Bob, id, xid, domain.DispositionAccepted, "InsecureSkipVerify is only used against the local test double"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := k.RequestPromotion(ctx, w.agent, id); err != nil {
+	if err := k.RequestPromotion(ctx, w.Agent, id); err != nil {
 		t.Fatalf("promotion after the fix and the acceptance: %v", err)
 	}
 	// The report itself is stored, content-addressed, byte for byte.
 	c, _ = k.Change(ctx, id)
 	stored, err := k.Evidence(ctx, c.Evidence[1].SHA256)
-	if err != nil || string(stored.Content) != string(fixture(t, "gosec-findings.sarif")) {
+	if err != nil || string(stored.Content) != string(clerktest.Fixture(t, "gosec-findings.sarif")) {
 		t.Fatalf("stored evidence: %v", err)
 	}
 	if _, err := k.AttachEvidence(ctx, ses.Credential, domain.EvidenceScan, "sarif", []byte("<html>")); !errors.Is(err, domain.ErrInvalidInput) {
 		t.Fatalf("a malformed report: %v", err)
 	}
-	w.verify(t)
+	w.Verify(t)
 }
 
 func TestEmergencyChange(t *testing.T) {
-	w := newWorld(t)
+	w := clerktest.NewWorld(t)
 	ctx := context.Background()
-	k := w.clerk
-	p := plan()
+	k := w.Clerk
+	p := clerktest.Plan()
 	p.Emergency = true
-	id, hash, err := k.SubmitPlan(ctx, w.agent, "", "alice", p)
+	id, hash, err := k.SubmitPlan(ctx, w.Agent, "", "alice", p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ses, err := k.RequestSession(ctx, w.agent, id)
+	ses, err := k.RequestSession(ctx, w.Agent, id)
 	if err != nil {
 		t.Fatalf("an emergency change gets a credential before approval: %v", err)
 	}
-	if ses.ExpiresAt.After(time.Unix(0, w.clock.Load()).Add(24 * time.Hour)) {
+	if ses.ExpiresAt.After(time.Unix(0, w.Now().UnixNano()).Add(24 * time.Hour)) {
 		t.Fatalf("credential outlives the emergency window: %v", ses.ExpiresAt)
 	}
-	if _, err := k.AttachEvidence(ctx, ses.Credential, domain.EvidenceTest, "junit", fixture(t, "gotestsum-passing.xml")); err != nil {
+	if _, err := k.AttachEvidence(ctx, ses.Credential, domain.EvidenceTest, "junit", clerktest.Fixture(t, "gotestsum-passing.xml")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := k.AttachEvidence(ctx, ses.Credential, domain.EvidenceScan, "sarif", fixture(t, "gosec-clean.sarif")); err != nil {
+	if _, err := k.AttachEvidence(ctx, ses.Credential, domain.EvidenceScan, "sarif", clerktest.Fixture(t, "gosec-clean.sarif")); err != nil {
 		t.Fatal(err)
 	}
-	w.advance(25 * time.Hour)
+	w.Advance(25 * time.Hour)
 	// Overdue: the gate opens an exception and refuses.
-	if err := k.RequestPromotion(ctx, w.agent, id); !errors.Is(err, domain.ErrGateFailed) {
+	if err := k.RequestPromotion(ctx, w.Agent, id); !errors.Is(err, domain.ErrGateFailed) {
 		t.Fatalf("promotion of an overdue emergency: %v", err)
 	}
 	c, _ := k.Change(ctx, id)
@@ -463,14 +347,14 @@ func TestEmergencyChange(t *testing.T) {
 	if overdue == "" {
 		t.Fatal("no overdue exception was opened")
 	}
-	if err := k.Approve(ctx, w.bob, id, hash, "approved after the incident"); err != nil {
+	if err := k.Approve(ctx, w.Bob, id, hash, "approved after the incident"); err != nil {
 		t.Fatal(err)
 	}
-	if err := k.ResolveException(ctx, w.bob, id, overdue, domain.DispositionAccepted, "incident bridge approved verbally; recorded late"); err != nil {
+	if err := k.ResolveException(ctx, w.Bob, id, overdue, domain.DispositionAccepted, "incident bridge approved verbally; recorded late"); err != nil {
 		t.Fatal(err)
 	}
-	if err := k.RequestPromotion(ctx, w.agent, id); err != nil {
+	if err := k.RequestPromotion(ctx, w.Agent, id); err != nil {
 		t.Fatalf("promotion after late approval and resolution: %v", err)
 	}
-	w.verify(t)
+	w.Verify(t)
 }

@@ -1,0 +1,307 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/evidence-parity/docket/domain"
+	"github.com/evidence-parity/docket/ledger"
+)
+
+// Projector keeps the read models in a SQLite file up to date with a log.
+//
+// It folds the log in batches: every stream a batch touched is re-read up
+// to the batch's last position and its view rewritten, and the position
+// after the batch is stored in the same transaction. A view is a function
+// of its stream up to a position, so replaying a batch rewrites the same
+// rows (idempotent), and a rebuild from position 0 ends in the same rows
+// as live projection.
+type Projector struct {
+	log    ledger.Store
+	db     *sql.DB
+	logger *slog.Logger
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS changes (
+	id            TEXT PRIMARY KEY,
+	status        TEXT NOT NULL,
+	agent         TEXT NOT NULL,
+	requested_by  TEXT NOT NULL,
+	approver      TEXT NOT NULL,
+	emergency     INTEGER NOT NULL,
+	has_deviation INTEGER NOT NULL,
+	submitted_at  TEXT NOT NULL,
+	promoted_at   TEXT,
+	position      INTEGER NOT NULL,
+	view          BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS changes_promoted ON changes (promoted_at);
+CREATE TABLE IF NOT EXISTS agents (
+	id       TEXT PRIMARY KEY,
+	name     TEXT NOT NULL,
+	owner    TEXT NOT NULL,
+	harness  TEXT NOT NULL,
+	retired  INTEGER NOT NULL,
+	position INTEGER NOT NULL
+) WITHOUT ROWID;
+`
+
+// Open opens (creating) the read models at path over log.
+func Open(ctx context.Context, path string, log ledger.Store, logger *slog.Logger) (*Projector, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("open projections: %w", err)
+	}
+	db.SetMaxOpenConns(1)
+	if _, err := db.ExecContext(ctx, schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open projections: %w", err)
+	}
+	return &Projector{log: log, db: db, logger: logger}, nil
+}
+
+// Close closes the read models.
+func (p *Projector) Close() error { return p.db.Close() }
+
+// Position returns the next log position to project.
+func (p *Projector) Position(ctx context.Context) (uint64, error) {
+	var pos int64
+	err := p.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'position'`).Scan(&pos)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return uint64(pos), err
+}
+
+const batchSize = 2000
+
+// CatchUp projects everything in the log now, then returns.
+func (p *Projector) CatchUp(ctx context.Context) error {
+	from, err := p.Position(ctx)
+	if err != nil {
+		return err
+	}
+	var batch []ledger.Record
+	for r, err := range p.log.ReadAll(ctx, from) {
+		if err != nil {
+			return err
+		}
+		batch = append(batch, r)
+		if len(batch) == batchSize {
+			if err := p.apply(ctx, batch); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+	return p.apply(ctx, batch)
+}
+
+// Run projects the log as it grows until ctx is done: catch-up, then live
+// through Subscribe, flushing a batch when it is full or the log is idle
+// for a moment. It returns ctx's error.
+func (p *Projector) Run(ctx context.Context) error {
+	from, err := p.Position(ctx)
+	if err != nil {
+		return err
+	}
+	recs := make(chan ledger.Record, batchSize)
+	errc := make(chan error, 1)
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		defer close(recs)
+		for r, err := range p.log.Subscribe(sctx, from) {
+			if err != nil {
+				errc <- err
+				return
+			}
+			recs <- r
+		}
+	}()
+	var batch []ledger.Record
+	idle := time.NewTimer(time.Hour)
+	defer idle.Stop()
+	for {
+		select {
+		case r, ok := <-recs:
+			if !ok {
+				if err := p.apply(context.WithoutCancel(ctx), batch); err != nil {
+					return err
+				}
+				return <-errc
+			}
+			batch = append(batch, r)
+			if len(batch) < batchSize {
+				idle.Reset(20 * time.Millisecond)
+				continue
+			}
+		case <-idle.C:
+		}
+		if err := p.apply(ctx, batch); err != nil {
+			return err
+		}
+		batch = batch[:0]
+	}
+}
+
+// Rebuild drops every read model and projects the log again from 0.
+func (p *Projector) Rebuild(ctx context.Context) error {
+	if _, err := p.db.ExecContext(ctx, `DELETE FROM changes; DELETE FROM agents; DELETE FROM meta;`); err != nil {
+		return fmt.Errorf("rebuild: %w", err)
+	}
+	return p.CatchUp(ctx)
+}
+
+// apply folds one batch: rewrites the view of every stream it touched as of
+// its last position, and stores the next position, in one transaction.
+func (p *Projector) apply(ctx context.Context, batch []ledger.Record) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	upTo := batch[len(batch)-1].Position
+	changes, agents := map[string]bool{}, map[string]bool{}
+	for _, r := range batch {
+		switch s := r.Event.Stream; {
+		case strings.HasPrefix(s, "change-"):
+			changes[s] = true
+		case strings.HasPrefix(s, "agent-"):
+			agents[s] = true
+		}
+	}
+	tx, err := p.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for stream := range changes {
+		recs, err := p.upTo(ctx, stream, upTo)
+		if err != nil {
+			return err
+		}
+		v, err := BuildChangeView(recs)
+		if errors.Is(err, domain.ErrNotFound) {
+			continue // a stream without a plan is not a change
+		}
+		if err != nil {
+			p.logger.Error("change view not built", "stream", stream, "err", err)
+			continue
+		}
+		if err := upsertChange(ctx, tx, v); err != nil {
+			return err
+		}
+	}
+	for stream := range agents {
+		recs, err := p.upTo(ctx, stream, upTo)
+		if err != nil {
+			return err
+		}
+		var a domain.Agent
+		for _, r := range recs {
+			if e, err := domain.Decode(r.Event.Type, r.Event.Data); err == nil {
+				a.Apply(e)
+			}
+		}
+		if a.ID == "" {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO agents (id, name, owner, harness, retired, position) VALUES (?, ?, ?, ?, ?, ?)`,
+			a.ID, a.Name, a.Owner, a.Harness, a.Retired, int64(recs[len(recs)-1].Position)); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO meta (key, value) VALUES ('position', ?)`, int64(upTo+1)); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// upTo reads a stream's records at positions ≤ upTo.
+func (p *Projector) upTo(ctx context.Context, stream string, upTo uint64) ([]ledger.Record, error) {
+	recs, err := p.log.ReadStream(ctx, stream, 0)
+	if err != nil {
+		return nil, err
+	}
+	n := 0
+	for n < len(recs) && recs[n].Position <= upTo {
+		n++
+	}
+	return recs[:n], nil
+}
+
+func upsertChange(ctx context.Context, tx *sql.Tx, v *ChangeView) error {
+	view, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var promoted any
+	if v.PromotedAt != nil {
+		promoted = v.PromotedAt.UTC().Format(time.RFC3339Nano)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO changes (id, status, agent, requested_by, approver, emergency, has_deviation, submitted_at, promoted_at, position, view)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		v.ID, v.Status, v.Agent, v.RequestedBy, v.Approver, v.Plan.Emergency, v.OutOfScope > 0,
+		v.SubmittedAt.UTC().Format(time.RFC3339Nano), promoted, int64(v.Position), view)
+	return err
+}
+
+// Change returns a change's view.
+func (p *Projector) Change(ctx context.Context, id string) (*ChangeView, error) {
+	var view []byte
+	err := p.db.QueryRowContext(ctx, `SELECT view FROM changes WHERE id = ?`, id).Scan(&view)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: no change %s", domain.ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var v ChangeView
+	if err := json.Unmarshal(view, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// Dump returns every read-model row, in a fixed order, as text: two
+// projections of the same log dump the same.
+func (p *Projector) Dump(ctx context.Context) ([]string, error) {
+	var out []string
+	for _, q := range []string{
+		`SELECT id || '|' || status || '|' || agent || '|' || requested_by || '|' || approver || '|' || emergency || '|' || has_deviation || '|' || submitted_at || '|' || COALESCE(promoted_at, '') || '|' || position || '|' || CAST(view AS TEXT) FROM changes ORDER BY id`,
+		`SELECT id || '|' || name || '|' || owner || '|' || harness || '|' || retired || '|' || position FROM agents ORDER BY id`,
+		`SELECT key || '|' || value FROM meta ORDER BY key`,
+	} {
+		rows, err := p.db.QueryContext(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out = append(out, s)
+		}
+		rows.Close()
+	}
+	return out, nil
+}

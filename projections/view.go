@@ -1,0 +1,318 @@
+// Package projections holds Docket's read models: views computed from the
+// log and kept in SQLite, fed by ledger.Store.Subscribe, checkpointed, and
+// rebuildable from position 0 with identical results.
+//
+// The change view answers the five CC8.1 questions for one change, each
+// with attribute-level results that cite the events proving them.
+package projections
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/evidence-parity/docket/domain"
+	"github.com/evidence-parity/docket/ledger"
+)
+
+// Results of an attribute.
+const (
+	Pass      = "pass"
+	Fail      = "fail"
+	Exception = "exception" // failed, but handled by a resolved exception
+	Pending   = "pending"   // not decided yet (the change is not promoted)
+)
+
+// Attribute is one checked fact behind an answer.
+type Attribute struct {
+	Name   string   `json:"name"`
+	Result string   `json:"result"`
+	Detail string   `json:"detail"`
+	Events []string `json:"events,omitempty"` // ids of the events that prove it
+}
+
+// Answer is one of the five CC8.1 answers.
+type Answer struct {
+	Question   string      `json:"question"`
+	Answer     string      `json:"answer"`
+	Result     string      `json:"result"` // the worst of its attributes
+	Attributes []Attribute `json:"attributes"`
+}
+
+// ChangeView is everything the portal, the API and the binder show about a
+// change, computed from its stream alone.
+type ChangeView struct {
+	ID          string         `json:"id"`
+	Status      string         `json:"status"`
+	Version     int            `json:"version"`
+	PlanHash    string         `json:"planHash"`
+	Plan        domain.Plan    `json:"plan"`
+	Agent       string         `json:"agent"`
+	RequestedBy string         `json:"requestedBy"`
+	Approver    string         `json:"approver,omitempty"`
+	SubmittedAt time.Time      `json:"submittedAt"`
+	ApprovedAt  *time.Time     `json:"approvedAt,omitempty"`
+	PromotedAt  *time.Time     `json:"promotedAt,omitempty"`
+	Review      *domain.Review `json:"review,omitempty"`
+	Sessions    int            `json:"sessions"`
+	Actions     int            `json:"actions"`
+	OutOfScope  int            `json:"outOfScope"`
+	Exceptions  int            `json:"exceptions"`
+	Unresolved  int            `json:"unresolved"`
+	Answers     []Answer       `json:"answers"`
+	// Position is the log position of the change's last event.
+	Position uint64 `json:"position"`
+}
+
+// facts collects, while folding, the events that prove each fact.
+type facts struct {
+	submitted, approved, firstAction, promoted, issuance, promotion string
+	approvalTime, firstActionTime                                   time.Time
+	actions, outOfScope                                             []string
+	resolved                                                        map[string]string // exception id → resolving event id
+	opened                                                          map[string]string
+	evidence                                                        map[domain.EvidenceKind]string
+	issuanceChecks, promotionChecks                                 []domain.Check
+	promotedAt                                                      time.Time
+	approver                                                        *domain.Principal
+}
+
+// BuildChangeView folds a change stream's records into its view. The
+// approver's authority is reported as checked: the domain refuses an
+// approval whose authority does not cover the plan, so an approval in the
+// log is one that was covered when it was made.
+func BuildChangeView(recs []ledger.Record) (*ChangeView, error) {
+	var c domain.Change
+	f := facts{resolved: map[string]string{}, opened: map[string]string{}, evidence: map[domain.EvidenceKind]string{}}
+	var last uint64
+	for _, r := range recs {
+		e, err := domain.Decode(r.Event.Type, r.Event.Data)
+		if err != nil {
+			return nil, fmt.Errorf("position %d: %w", r.Position, err)
+		}
+		c.Apply(e)
+		last = r.Position
+		id := r.Event.ID
+		switch e := e.(type) {
+		case domain.PlanSubmitted:
+			f.submitted, f.approved, f.approvalTime = id, "", time.Time{}
+		case domain.PlanApproved:
+			if e.PlanHash == c.PlanHash {
+				f.approved, f.approvalTime = id, e.At
+			}
+		case domain.ActionRecorded:
+			if f.firstAction == "" {
+				f.firstAction, f.firstActionTime = id, e.At
+			}
+			f.actions = append(f.actions, id)
+			if !e.InScope {
+				f.outOfScope = append(f.outOfScope, id)
+			}
+		case domain.ExceptionOpened:
+			f.opened[e.Exception] = id
+		case domain.ExceptionResolved:
+			f.resolved[e.Exception] = id
+		case domain.EvidenceAttached:
+			f.evidence[e.Kind] = id
+		case domain.VerificationRecorded:
+			if e.Stage == domain.StageIssuance && e.Passed {
+				f.issuance, f.issuanceChecks = id, e.Checks
+			}
+			if e.Stage == domain.StagePromotion {
+				f.promotion, f.promotionChecks = id, e.Checks
+			}
+		case domain.ChangePromoted:
+			f.promoted, f.promotedAt = id, e.At
+		}
+	}
+	if !c.Exists() {
+		return nil, fmt.Errorf("%w: the stream has no plan", domain.ErrNotFound)
+	}
+	v := &ChangeView{ID: c.ID, Status: c.Status(), Version: c.Version, PlanHash: c.PlanHash, Plan: c.Plan, Agent: c.Agent,
+		RequestedBy: c.RequestedBy, SubmittedAt: c.SubmittedAt, Sessions: len(c.Sessions), Actions: len(f.actions),
+		OutOfScope: len(f.outOfScope), Exceptions: len(c.Exceptions), Position: last}
+	for _, x := range c.Exceptions {
+		if !x.Resolved {
+			v.Unresolved++
+		}
+	}
+	if c.Approval != nil {
+		v.Approver = c.Approval.Approver
+		t := c.Approval.At
+		v.ApprovedAt = &t
+		rv := c.Approval.Review
+		v.Review = &rv
+	}
+	if c.Promoted {
+		t := f.promotedAt
+		v.PromotedAt = &t
+	}
+	v.Answers = answers(&c, &f)
+	return v, nil
+}
+
+func attr(name string, ok bool, detail string, events ...string) Attribute {
+	a := Attribute{Name: name, Result: Fail, Detail: detail}
+	if ok {
+		a.Result = Pass
+	}
+	for _, e := range events {
+		if e != "" {
+			a.Events = append(a.Events, e)
+		}
+	}
+	return a
+}
+
+// checkOf finds a gate check by name.
+func checkOf(checks []domain.Check, name string) (domain.Check, bool) {
+	for _, c := range checks {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return domain.Check{}, false
+}
+
+func answers(c *domain.Change, f *facts) []Answer {
+	// 1. Who authorized it?
+	var auth []Attribute
+	if c.Approval != nil {
+		a := c.Approval
+		before := f.firstAction == "" || !f.firstActionTime.Before(a.At)
+		detail := "approved at " + a.At.UTC().Format(time.RFC3339)
+		if f.firstAction != "" {
+			detail += ", first action at " + f.firstActionTime.UTC().Format(time.RFC3339)
+		}
+		auth = append(auth,
+			attr("approved_before_first_action", before, detail, f.approved, f.firstAction),
+			attr("approver_not_requester", a.Approver != c.RequestedBy, fmt.Sprintf("approver %s, requested by %s", a.Approver, c.RequestedBy), f.approved, f.submitted),
+			attr("approver_authority", true, "authority covered every scope rule when approved", f.approved),
+			attr("approver_authenticated", a.AuthMethod != "", "authenticated by "+a.AuthMethod, f.approved),
+			reviewDepth(a.Review, f.approved),
+		)
+		if !before && c.Plan.Emergency {
+			auth[0].Result, auth[0].Detail = Exception, "emergency change: "+detail
+		}
+	} else {
+		auth = append(auth, attr("approved", false, "no approval of plan "+short(c.PlanHash), f.submitted))
+	}
+	if ch, ok := checkOf(f.issuanceChecks, "no_freeze"); ok {
+		auth = append(auth, attr("no_freeze_at_issuance", ch.Passed, ch.Detail, f.issuance))
+	}
+	who := "nobody yet"
+	if c.Approval != nil {
+		who = c.Approval.Approver
+	}
+
+	// 2. What was the plan?
+	complete := c.Plan.Complete()
+	plan := []Attribute{
+		attr("plan_complete", complete == nil, errText(complete, "objective, method, scope, test approach and backout path"), f.submitted),
+		attr("approval_bound_to_plan_hash", c.Approval != nil && c.Approval.PlanHash == c.PlanHash, "plan "+short(c.PlanHash)+fmt.Sprintf(" version %d", c.Version), f.submitted, f.approved),
+	}
+
+	// 3. Who implemented it?
+	impl := []Attribute{
+		attr("implemented_by_agent_under_session_credential", len(c.Sessions) > 0, fmt.Sprintf("agent %s, %d sessions, %d actions", c.Agent, len(c.Sessions), len(f.actions)), f.firstAction),
+	}
+	inScope := attr("every_action_in_scope", len(f.outOfScope) == 0, fmt.Sprintf("%d of %d actions out of scope", len(f.outOfScope), len(f.actions)), f.outOfScope...)
+	if len(f.outOfScope) > 0 {
+		open := 0
+		for id, x := range c.Exceptions {
+			if x.Kind == domain.ExceptionDeviation {
+				inScope.Events = append(inScope.Events, f.opened[id])
+				if x.Resolved {
+					inScope.Events = append(inScope.Events, f.resolved[id])
+				} else {
+					open++
+				}
+			}
+		}
+		if open == 0 {
+			inScope.Result = Exception
+			inScope.Detail += "; every deviation's exception resolved"
+		} else {
+			inScope.Detail += fmt.Sprintf("; %d deviation exceptions unresolved", open)
+		}
+	}
+	impl = append(impl, inScope)
+
+	// 4. Was it tested?
+	tested := []Attribute{gateAttr("tests_passed", f, "no test evidence"), gateAttr("scan_clean", f, "no vulnerability scan")}
+
+	// 5. What is the backout path?
+	backout := []Attribute{attr("backout_path_present", strings.TrimSpace(c.Plan.BackoutPath) != "", c.Plan.BackoutPath, f.submitted)}
+
+	return []Answer{
+		answer("Who authorized the change?", who, auth),
+		answer("What was the plan?", c.Plan.Objective, plan),
+		answer("Who implemented it?", "agent "+c.Agent+" (requested by "+c.RequestedBy+")", impl),
+		answer("Was it tested?", testedSummary(c), tested),
+		answer("What is the backout path?", c.Plan.BackoutPath, backout),
+	}
+}
+
+func reviewDepth(r domain.Review, ev string) Attribute {
+	a := attr("review_depth", !r.RubberStamp, fmt.Sprintf("%.0fs from first view to approval for a plan of %d bytes (expected at least %.0fs); comment %v",
+		r.DwellSeconds, r.PlanSize, r.MinSeconds, r.CommentPresent), ev)
+	if r.RubberStamp {
+		a.Detail = "rubber-stamp risk: " + a.Detail
+	}
+	return a
+}
+
+// gateAttr reports a promotion-gate check, or pending before the gate ran.
+func gateAttr(name string, f *facts, none string) Attribute {
+	ch, ok := checkOf(f.promotionChecks, name)
+	if !ok {
+		return Attribute{Name: name, Result: Pending, Detail: "promotion not requested yet"}
+	}
+	kind := domain.EvidenceTest
+	if name == "scan_clean" {
+		kind = domain.EvidenceScan
+	}
+	return attr(name, ch.Passed, ch.Detail, f.promotion, f.evidence[kind])
+}
+
+func testedSummary(c *domain.Change) string {
+	var parts []string
+	for i := len(c.Evidence) - 1; i >= 0; i-- {
+		e := c.Evidence[i]
+		switch {
+		case e.Kind == domain.EvidenceTest && !strings.Contains(strings.Join(parts, ""), "tests"):
+			parts = append(parts, fmt.Sprintf("tests: %d passed, %d failed", e.Summary.TestsPassed, e.Summary.TestsFailed))
+		case e.Kind == domain.EvidenceScan && !strings.Contains(strings.Join(parts, ""), "scan"):
+			parts = append(parts, fmt.Sprintf("scan: %d critical, %d high", e.Summary.Critical, e.Summary.High))
+		}
+	}
+	if len(parts) == 0 {
+		return "no evidence"
+	}
+	return strings.Join(parts, "; ")
+}
+
+func answer(q, a string, attrs []Attribute) Answer {
+	res := Pass
+	rank := map[string]int{Pass: 0, Exception: 1, Pending: 2, Fail: 3}
+	for _, at := range attrs {
+		if rank[at.Result] > rank[res] {
+			res = at.Result
+		}
+	}
+	return Answer{Question: q, Answer: a, Result: res, Attributes: attrs}
+}
+
+func errText(err error, ok string) string {
+	if err != nil {
+		return err.Error()
+	}
+	return ok
+}
+
+func short(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
+}
