@@ -305,3 +305,12 @@ func (p *Projector) Dump(ctx context.Context) ([]string, error) {
 	}
 	return out, nil
 }
+
+// Replay projects the log again from position from without clearing the
+// read models: applying a batch twice leaves the same rows.
+func (p *Projector) Replay(ctx context.Context, from uint64) error {
+	if _, err := p.db.ExecContext(ctx, `INSERT OR REPLACE INTO meta (key, value) VALUES ('position', ?)`, int64(from)); err != nil {
+		return err
+	}
+	return p.CatchUp(ctx)
+}

@@ -1,0 +1,174 @@
+package projections_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/evidence-parity/docket/domain"
+	"github.com/evidence-parity/docket/domain/clerk/clerktest"
+	"github.com/evidence-parity/docket/projections"
+)
+
+// story records three changes: one clean and promoted, one with a resolved
+// deviation, promoted, and one rubber-stamped and not yet promoted.
+func story(t testing.TB, w *clerktest.World) (clean, deviated, stamped string) {
+	t.Helper()
+	ctx := context.Background()
+	k := w.Clerk
+	run := func(stray bool) string {
+		id, hash, err := k.SubmitPlan(ctx, w.Agent, "", "alice", clerktest.Plan())
+		if err != nil {
+			t.Fatal(err)
+		}
+		k.ViewPlan(ctx, w.Bob, id)
+		w.Advance(15 * time.Minute)
+		if err := k.Approve(ctx, w.Bob, id, hash, "ok"); err != nil {
+			t.Fatal(err)
+		}
+		ses, err := k.RequestSession(ctx, w.Agent, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cred := ses.Credential
+		if _, err := k.RecordAction(ctx, cred, "edit", []domain.ResourceUse{{Resource: "file:github.com/acme/api/src/billing/total.go", Verb: domain.Write}}, "", ""); err != nil {
+			t.Fatal(err)
+		}
+		if stray {
+			if _, err := k.RecordAction(ctx, cred, "read", []domain.ResourceUse{{Resource: "env:AWS_SECRET_ACCESS_KEY", Verb: domain.Read}}, "", ""); !errors.Is(err, domain.ErrOutOfScope) {
+				t.Fatal(err)
+			}
+			c, _ := k.Change(ctx, id)
+			for xid := range c.Exceptions {
+				if err := k.ResolveException(ctx, w.Bob, id, xid, domain.DispositionRemediated, "key rotated"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s2, err := k.RequestSession(ctx, w.Agent, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cred = s2.Credential
+		}
+		k.AttachEvidence(ctx, cred, domain.EvidenceTest, "junit", clerktest.Fixture(t, "gotestsum-passing.xml"))
+		k.AttachEvidence(ctx, cred, domain.EvidenceScan, "sarif", clerktest.Fixture(t, "gosec-clean.sarif"))
+		if err := k.RequestPromotion(ctx, w.Agent, id); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	clean, deviated = run(false), run(true)
+	id, hash, _ := k.SubmitPlan(ctx, w.Agent, "", "alice", clerktest.Plan())
+	k.ViewPlan(ctx, w.Bob, id)
+	w.Advance(3 * time.Second)
+	if err := k.Approve(ctx, w.Bob, id, hash, ""); err != nil {
+		t.Fatal(err)
+	}
+	return clean, deviated, id
+}
+
+func answer(t testing.TB, v *projections.ChangeView, q int) projections.Answer {
+	t.Helper()
+	if len(v.Answers) != 5 {
+		t.Fatalf("%d answers, want 5", len(v.Answers))
+	}
+	return v.Answers[q]
+}
+
+func attribute(t *testing.T, a projections.Answer, name string) projections.Attribute {
+	t.Helper()
+	for _, at := range a.Attributes {
+		if at.Name == name {
+			return at
+		}
+	}
+	t.Fatalf("answer %q has no attribute %s", a.Question, name)
+	return projections.Attribute{}
+}
+
+func TestLiveProjectionAnswersAndRebuild(t *testing.T) {
+	w := clerktest.NewWorld(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	live, err := projections.Open(ctx, filepath.Join(dir, "live.db"), w.Store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- live.Run(runCtx) }()
+
+	clean, deviated, stamped := story(t, w)
+	size, _, _ := w.Store.Head(ctx)
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		if pos, _ := live.Position(ctx); pos == size {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("live projection did not catch up")
+		}
+	}
+	stop()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run ended with %v", err)
+	}
+
+	v, err := live.Change(ctx, clean)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range v.Answers {
+		if a.Result != projections.Pass {
+			t.Errorf("clean change, answer %d (%s): %s %+v", i, a.Question, a.Result, a.Attributes)
+		}
+	}
+	if a := attribute(t, answer(t, v, 0), "approved_before_first_action"); len(a.Events) != 2 {
+		t.Errorf("approved_before_first_action cites %v, want the approval and the first action", a.Events)
+	}
+	v, _ = live.Change(ctx, deviated)
+	impl := answer(t, v, 2)
+	if at := attribute(t, impl, "every_action_in_scope"); at.Result != projections.Exception || len(at.Events) != 3 {
+		t.Errorf("deviated change: %+v, want exception citing the action, the exception and its resolution", at)
+	}
+	v, _ = live.Change(ctx, stamped)
+	if at := attribute(t, answer(t, v, 0), "review_depth"); at.Result != projections.Fail {
+		t.Errorf("3-second approval: %+v, want a rubber-stamp failure", at)
+	}
+	if tested := answer(t, v, 3); tested.Result != projections.Pending {
+		t.Errorf("unpromoted change tested answer %s, want pending", tested.Result)
+	}
+
+	want, err := live.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// From zero into a fresh file.
+	fresh, err := projections.Open(ctx, filepath.Join(dir, "fresh.db"), w.Store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if err := fresh.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := fresh.Dump(ctx); !slices.Equal(got, want) {
+		t.Fatalf("fresh projection differs from live:\n%v\n%v", got, want)
+	}
+	// Rebuild in place, and replay over existing rows: the same.
+	if err := live.Rebuild(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := live.Dump(ctx); !slices.Equal(got, want) {
+		t.Fatal("rebuilt projection differs from live")
+	}
+	if err := live.Replay(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := live.Dump(ctx); !slices.Equal(got, want) {
+		t.Fatal("replaying the log over the projection changed it")
+	}
+}
