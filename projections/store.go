@@ -30,7 +30,14 @@ type Projector struct {
 	log    ledger.Store
 	db     *sql.DB
 	logger *slog.Logger
+	// streams caches the records of recently projected streams, from
+	// revision 0, so a stream is read from the store at most once per
+	// run; a stream first seen mid-way is read once up to that point.
+	streams map[string][]ledger.Record
 }
+
+// maxCachedStreams bounds the stream cache; past it the cache starts over.
+const maxCachedStreams = 20_000
 
 const schema = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
@@ -75,7 +82,7 @@ func Open(ctx context.Context, path string, log ledger.Store, logger *slog.Logge
 		db.Close()
 		return nil, fmt.Errorf("open projections: %w", err)
 	}
-	return &Projector{log: log, db: db, logger: logger}, nil
+	return &Projector{log: log, db: db, logger: logger, streams: map[string][]ledger.Record{}}, nil
 }
 
 // Close closes the read models.
@@ -165,6 +172,7 @@ func (p *Projector) Run(ctx context.Context) error {
 
 // Rebuild drops every read model and projects the log again from 0.
 func (p *Projector) Rebuild(ctx context.Context) error {
+	clear(p.streams)
 	if _, err := p.db.ExecContext(ctx, `DELETE FROM changes; DELETE FROM agents; DELETE FROM meta;`); err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}
@@ -178,6 +186,9 @@ func (p *Projector) apply(ctx context.Context, batch []ledger.Record) error {
 		return nil
 	}
 	upTo := batch[len(batch)-1].Position
+	if len(p.streams) > maxCachedStreams {
+		clear(p.streams)
+	}
 	changes, agents := map[string]bool{}, map[string]bool{}
 	for _, r := range batch {
 		switch s := r.Event.Stream; {
@@ -185,6 +196,14 @@ func (p *Projector) apply(ctx context.Context, batch []ledger.Record) error {
 			changes[s] = true
 		case strings.HasPrefix(s, "agent-"):
 			agents[s] = true
+		default:
+			continue
+		}
+		s := r.Event.Stream
+		if cached, ok := p.streams[s]; ok || r.Event.Revision == 0 {
+			if n := len(cached); n == 0 || cached[n-1].Position < r.Position {
+				p.streams[s] = append(cached, r)
+			}
 		}
 	}
 	tx, err := p.db.BeginTx(ctx, nil)
@@ -234,11 +253,16 @@ func (p *Projector) apply(ctx context.Context, batch []ledger.Record) error {
 	return tx.Commit()
 }
 
-// upTo reads a stream's records at positions ≤ upTo.
+// upTo returns a stream's records at positions ≤ upTo, from the cache or,
+// for a stream first seen mid-way, from the store.
 func (p *Projector) upTo(ctx context.Context, stream string, upTo uint64) ([]ledger.Record, error) {
-	recs, err := p.log.ReadStream(ctx, stream, 0)
-	if err != nil {
-		return nil, err
+	recs, ok := p.streams[stream]
+	if !ok {
+		var err error
+		if recs, err = p.log.ReadStream(ctx, stream, 0); err != nil {
+			return nil, err
+		}
+		p.streams[stream] = recs
 	}
 	n := 0
 	for n < len(recs) && recs[n].Position <= upTo {
