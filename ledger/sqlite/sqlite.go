@@ -92,6 +92,7 @@ type Store struct {
 	cpDone       chan struct{}
 
 	commits, appends atomic.Uint64
+	lock             *os.File // held while open for writing
 
 	rng  *compact.Range    // owned by the writer goroutine
 	revs map[string]uint64 // writer's cache: stream → next revision
@@ -164,18 +165,28 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		if _, err := os.Stat(path); err != nil {
 			return nil, fmt.Errorf("%w at %s", ErrNoLedger, path)
 		}
-	} else if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("open ledger: %w", err)
+	} else {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("open ledger: %w", err)
+		}
+		// One writing process per ledger: the writer keeps the tree's
+		// frontier and the stream revisions in memory.
+		lock, err := lockFile(path + ".lock")
+		if err != nil {
+			return nil, err
+		}
+		s.lock = lock
 	}
 	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"
 	var err error
 	if s.rdb, err = sql.Open("sqlite", dsn+"&_pragma=query_only(1)"); err != nil {
+		s.closeDBs()
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
 	s.rdb.SetMaxOpenConns(4)
 	if !opts.ReadOnly {
 		if s.wdb, err = sql.Open("sqlite", dsn+"&_txlock=immediate"); err != nil {
-			s.rdb.Close()
+			s.closeDBs()
 			return nil, fmt.Errorf("open ledger: %w", err)
 		}
 		s.wdb.SetMaxOpenConns(1)
@@ -322,6 +333,9 @@ func (s *Store) Close() error {
 
 func (s *Store) closeDBs() error {
 	var errs []error
+	if s.lock != nil {
+		errs = append(errs, s.lock.Close()) // releases the lock
+	}
 	if s.wdb != nil {
 		errs = append(errs, s.wdb.Close())
 	}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v5"
+	"github.com/labstack/echo/v5/middleware"
+	"github.com/spf13/cobra"
+
+	"github.com/evidence-parity/docket/domain/clerk"
+	"github.com/evidence-parity/docket/graph"
+	"github.com/evidence-parity/docket/projections"
+)
+
+func newServeCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the Docket server: GraphQL API at /graphql, /healthz, /readyz",
+		Long: `Runs the server on the embedded default: the SQLite ledger and local key under
+--data (created on first use). The read models follow the ledger live.`,
+		Args: cobra.NoArgs,
+	}
+	data := dataFlag(c)
+	listen := c.Flags().String("listen", envOr("DOCKET_LISTEN", "127.0.0.1:8080"), "address to listen on (env DOCKET_LISTEN)")
+	c.RunE = func(c *cobra.Command, _ []string) error {
+		ctx := c.Context()
+		logger := slog.Default()
+		store, err := openWritable(ctx, *data)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		logger.Warn("checkpoints are signed with a local key file, which is not externally custodied; use KMS in production")
+		proj, err := projections.Open(ctx, projectionsPath(*data), store, logger)
+		if err != nil {
+			return err
+		}
+		defer proj.Close()
+		projCtx, stopProj := context.WithCancel(context.WithoutCancel(ctx))
+		defer stopProj()
+		projDone := make(chan error, 1)
+		go func() { projDone <- proj.Run(projCtx) }()
+
+		gql := graph.NewHandler(&graph.Resolver{Clerk: clerk.New(store, clerk.Config{}), Log: store, Projections: proj}, logger, graph.Limits{})
+		e := echo.New()
+		e.Use(middleware.Recover(), middleware.RequestID(), middleware.Secure(), middleware.BodyLimit(4<<20))
+		e.Any("/graphql", echo.WrapHandler(gql))
+		e.GET("/healthz", func(c *echo.Context) error { return c.String(http.StatusOK, "ok\n") })
+		e.GET("/readyz", func(c *echo.Context) error {
+			if err := store.CheckpointErr(); err != nil {
+				return c.String(http.StatusServiceUnavailable, "checkpoints failing: "+err.Error()+"\n")
+			}
+			return c.String(http.StatusOK, "ready\n")
+		})
+
+		ln, err := net.Listen("tcp", *listen)
+		if err != nil {
+			return usageErr("listen %s: %v", *listen, err)
+		}
+		srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute}
+		fmt.Fprintf(c.OutOrStdout(), "docket listening on http://%s (ledger %s, origin %s)\n", ln.Addr(), store.Path(), store.Origin())
+		served := make(chan error, 1)
+		go func() { served <- srv.Serve(ln) }()
+		select {
+		case err := <-served:
+			stopProj()
+			<-projDone
+			return err
+		case <-ctx.Done():
+		}
+		// Graceful: in-flight requests finish, then projections flush.
+		logger.Info("shutting down")
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			logger.Error("shutdown", "err", err)
+		}
+		stopProj()
+		if err := <-projDone; err != nil && !errors.Is(err, context.Canceled) {
+			logger.Error("projections", "err", err)
+		}
+		return nil
+	}
+	return c
+}

@@ -1,0 +1,44 @@
+package graph
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/evidence-parity/docket/domain"
+	"github.com/evidence-parity/docket/graph/model"
+	"github.com/evidence-parity/docket/projections"
+)
+
+func planFrom(in model.PlanInput) domain.Plan {
+	p := domain.Plan{Objective: in.Objective, Method: in.Method, TestApproach: in.TestApproach, BackoutPath: in.BackoutPath, Environment: in.Environment}
+	for _, r := range in.Scope {
+		p.Scope = append(p.Scope, *r)
+	}
+	if in.Risk != nil {
+		p.Risk = *in.Risk
+	}
+	if in.Emergency != nil {
+		p.Emergency = *in.Emergency
+	}
+	return p
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// view reads a change's view straight from its stream, so a mutation's
+// answer reflects its own write.
+func (r *Resolver) view(ctx context.Context, id string) (*projections.ChangeView, error) {
+	recs, err := r.Log.ReadStream(ctx, domain.ChangeStream(id), 0)
+	if err != nil {
+		return nil, err
+	}
+	if len(recs) == 0 {
+		return nil, fmt.Errorf("%w: no change %s", domain.ErrNotFound, id)
+	}
+	return projections.BuildChangeView(recs)
+}

@@ -1,0 +1,120 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/evidence-parity/docket/domain"
+	"github.com/evidence-parity/docket/graph/generated"
+	"github.com/evidence-parity/docket/graph/model"
+)
+
+// Limits bound what one request may ask for.
+type Limits struct {
+	// Complexity is the largest query cost; list fields cost their page
+	// size times their children (default 5,000).
+	Complexity int
+}
+
+// NewHandler returns the GraphQL endpoint: POST, GET and websocket
+// transports, a query cache, complexity limits, and authentication of every
+// operation before it runs.
+func NewHandler(r *Resolver, logger *slog.Logger, lim Limits) http.Handler {
+	if lim.Complexity == 0 {
+		lim.Complexity = 5000
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	cfg := generated.Config{Resolvers: r}
+	cfg.Complexity.Query.Changes = func(child int, first *int, _ *string, _ *model.ChangeFilter) int {
+		n := 20
+		if first != nil {
+			n = *first
+		}
+		return 1 + n*child
+	}
+	srv := handler.New(generated.NewExecutableSchema(cfg))
+	// The default websocket implementation refuses cross-origin upgrades.
+	srv.AddTransport(transport.Websocket{KeepAlivePingInterval: 10 * time.Second})
+	srv.AddTransport(transport.GET{})
+	srv.AddTransport(transport.POST{})
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	srv.Use(extension.Introspection{})
+	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
+	srv.Use(extension.FixedComplexityLimit(lim.Complexity))
+	srv.SetErrorPresenter(func(ctx context.Context, err error) *gqlerror.Error {
+		return present(ctx, err, logger)
+	})
+	srv.SetRecoverFunc(func(ctx context.Context, v any) error {
+		logger.Error("panic in resolver", "panic", v)
+		return errors.New("internal error")
+	})
+	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+		oc := graphql.GetOperationContext(ctx)
+		c, err := authenticate(ctx, r.Clerk, oc.Headers.Get("Authorization"))
+		if err != nil {
+			return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{Message: err.Error(), Extensions: code(err)}}})
+		}
+		return next(context.WithValue(ctx, callerKey{}, c))
+	})
+	return srv
+}
+
+// code maps an error to its extensions.code, once, here at the boundary.
+func code(err error) map[string]any {
+	for _, c := range []struct {
+		err  error
+		code string
+	}{
+		{domain.ErrUnauthenticated, "UNAUTHENTICATED"},
+		{domain.ErrForbidden, "FORBIDDEN"},
+		{domain.ErrInvalidInput, "INVALID_INPUT"},
+		{domain.ErrInvalidScope, "INVALID_INPUT"},
+		{domain.ErrInvalidResource, "INVALID_INPUT"},
+		{domain.ErrIncompletePlan, "INVALID_INPUT"},
+		{domain.ErrNotFound, "NOT_FOUND"},
+		{domain.ErrConflict, "CONFLICT"},
+		{domain.ErrOutOfScope, "OUT_OF_SCOPE"},
+		{domain.ErrFrozen, "FROZEN"},
+		{domain.ErrGateFailed, "GATE_FAILED"},
+	} {
+		if errors.Is(err, c.err) {
+			return map[string]any{"code": c.code}
+		}
+	}
+	return map[string]any{"code": "INTERNAL"}
+}
+
+// present shapes an error for the client: known outcomes keep their
+// message; anything else becomes INTERNAL and its detail is only logged.
+func present(ctx context.Context, err error, logger *slog.Logger) *gqlerror.Error {
+	var gerr *gqlerror.Error
+	if errors.As(err, &gerr) && gerr.Extensions != nil {
+		return gerr // already shaped (parse and validation errors, auth)
+	}
+	e := graphql.DefaultErrorPresenter(ctx, err)
+	ext := code(err)
+	if ext["code"] == "INTERNAL" {
+		if errors.As(err, &gerr) && gerr.Rule != "" || e.Path == nil {
+			// A parse or validation error from gqlgen itself.
+			e.Extensions = map[string]any{"code": "INVALID_INPUT"}
+			return e
+		}
+		logger.Error("internal error", "path", e.Path.String(), "err", err)
+		e.Message = "internal error"
+	}
+	e.Extensions = ext
+	return e
+}

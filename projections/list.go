@@ -1,0 +1,123 @@
+package projections
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/evidence-parity/docket/domain"
+)
+
+// Filter selects changes; zero fields select everything.
+type Filter struct {
+	// PromotedFrom and PromotedTo select changes promoted in [from, to).
+	PromotedFrom, PromotedTo *time.Time
+	Status, Agent, Approver  string
+	HasDeviation, Emergency  *bool
+}
+
+// Page is one page of changes, newest first.
+type Page struct {
+	Views     []*ChangeView
+	Total     int
+	EndCursor string
+	HasNext   bool
+}
+
+// MaxPage is the largest page List returns.
+const MaxPage = 500
+
+// List returns the changes matching f, newest submitted first, first at a
+// time after the cursor (keyset paging: stable while changes are added).
+func (p *Projector) List(ctx context.Context, f Filter, first int, after string) (Page, error) {
+	if first <= 0 || first > MaxPage {
+		return Page{}, fmt.Errorf("%w: first must be 1..%d", domain.ErrInvalidInput, MaxPage)
+	}
+	var where []string
+	var args []any
+	add := func(cond string, a ...any) { where = append(where, cond); args = append(args, a...) }
+	if f.PromotedFrom != nil {
+		add("promoted_at >= ?", f.PromotedFrom.UTC().Format(time.RFC3339Nano))
+	}
+	if f.PromotedTo != nil {
+		add("promoted_at < ?", f.PromotedTo.UTC().Format(time.RFC3339Nano))
+	}
+	if f.Status != "" {
+		add("status = ?", f.Status)
+	}
+	if f.Agent != "" {
+		add("agent = ?", f.Agent)
+	}
+	if f.Approver != "" {
+		add("approver = ?", f.Approver)
+	}
+	if f.HasDeviation != nil {
+		add("has_deviation = ?", *f.HasDeviation)
+	}
+	if f.Emergency != nil {
+		add("emergency = ?", *f.Emergency)
+	}
+	cond := "1"
+	if len(where) > 0 {
+		cond = strings.Join(where, " AND ")
+	}
+	var page Page
+	if err := p.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM changes WHERE "+cond, args...).Scan(&page.Total); err != nil {
+		return Page{}, err
+	}
+	if after != "" {
+		at, id, err := decodeCursor(after)
+		if err != nil {
+			return Page{}, err
+		}
+		cond += " AND (submitted_at < ? OR (submitted_at = ? AND id < ?))"
+		args = append(args, at, at, id)
+	}
+	rows, err := p.db.QueryContext(ctx, "SELECT view, submitted_at FROM changes WHERE "+cond+" ORDER BY submitted_at DESC, id DESC LIMIT ?", append(args, first+1)...)
+	if err != nil {
+		return Page{}, err
+	}
+	defer rows.Close()
+	var last string
+	for rows.Next() {
+		var raw []byte
+		if err := rows.Scan(&raw, &last); err != nil {
+			return Page{}, err
+		}
+		if len(page.Views) == first {
+			page.HasNext = true
+			break
+		}
+		var v ChangeView
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return Page{}, err
+		}
+		page.Views = append(page.Views, &v)
+	}
+	if n := len(page.Views); n > 0 {
+		v := page.Views[n-1]
+		page.EndCursor = Cursor(v)
+	}
+	return page, rows.Err()
+}
+
+func encodeCursor(at, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(at + "|" + id))
+}
+
+func decodeCursor(c string) (string, string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	at, id, ok := strings.Cut(string(b), "|")
+	if err != nil || !ok {
+		return "", "", fmt.Errorf("%w: malformed cursor", domain.ErrInvalidInput)
+	}
+	return at, id, nil
+}
+
+// Cursor is the paging cursor that points just after v.
+func Cursor(v *ChangeView) string {
+	return encodeCursor(v.SubmittedAt.UTC().Format(time.RFC3339Nano), v.ID)
+}
