@@ -1,0 +1,249 @@
+package test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// server is a running `docket serve` on a free loopback port.
+type server struct {
+	url string
+	cmd *exec.Cmd
+}
+
+func startServer(t *testing.T, bin, data string) *server {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--data", data, "--listen", "127.0.0.1:0")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		cmd.Process.Kill()
+		t.Fatalf("serve printed nothing: %v", err)
+	}
+	m := regexp.MustCompile(`http://(127\.0\.0\.1:\d+)`).FindStringSubmatch(line)
+	if m == nil {
+		cmd.Process.Kill()
+		t.Fatalf("serve printed %q", line)
+	}
+	s := &server{url: "http://" + m[1], cmd: cmd}
+	t.Cleanup(func() { s.cmd.Process.Kill(); s.cmd.Wait() })
+	return s
+}
+
+// gql posts a GraphQL operation and decodes the response.
+func (s *server) gql(t *testing.T, token, query string, vars map[string]any) (map[string]any, []map[string]any) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	req, _ := http.NewRequest("POST", s.url+"/graphql", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Data   map[string]any   `json:"data"`
+		Errors []map[string]any `json:"errors"`
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("response %d %q: %v", resp.StatusCode, raw, err)
+	}
+	return out.Data, out.Errors
+}
+
+func errCode(errs []map[string]any) string {
+	if len(errs) == 0 {
+		return ""
+	}
+	ext, _ := errs[0]["extensions"].(map[string]any)
+	c, _ := ext["code"].(string)
+	return c
+}
+
+func secret(t *testing.T, out string) string {
+	t.Helper()
+	m := regexp.MustCompile(`dkt_(tok|agent)_\S+`).FindString(out)
+	if m == "" {
+		t.Fatalf("no secret in %q", out)
+	}
+	return m
+}
+
+func TestServerLifecycleOverHTTP(t *testing.T) {
+	bin := buildDocket(t)
+	data := t.TempDir()
+	alice := secret(t, run(t, bin, "principals", "add", "alice", "--data", data, "--role", "requester"))
+	bob := secret(t, run(t, bin, "principals", "add", "bob", "--data", data, "--role", "approver",
+		"--authority", "file:github.com/acme/**=read,write", "--authority", "cmd:**=exec"))
+	carol := secret(t, run(t, bin, "principals", "add", "carol", "--data", data, "--role", "auditor"))
+	agent := secret(t, run(t, bin, "agents", "add", "claude-ci", "--data", data, "--owner", "alice"))
+	_ = alice
+	s := startServer(t, bin, data)
+
+	if _, errs := s.gql(t, "", `{ me { id } }`, nil); errCode(errs) != "UNAUTHENTICATED" {
+		t.Fatalf("anonymous: %v", errs)
+	}
+	if _, errs := s.gql(t, "dkt_tok_bob.forged-forged-forged", `{ me { id } }`, nil); errCode(errs) != "UNAUTHENTICATED" {
+		t.Fatalf("forged token: %v", errs)
+	}
+	d := mustData(t)(s.gql(t, agent, `mutation($p: PlanInput!) { submitPlan(input: {requestedBy: "alice", plan: $p}) { changeId planHash } }`, map[string]any{
+		"p": map[string]any{
+			"objective": "Fix rounding in invoice totals", "method": "decimal arithmetic",
+			"scope":        []map[string]any{{"resource": "file:github.com/acme/api/src/billing/**", "verbs": []string{"read", "write"}}, {"resource": "cmd:go test *", "verbs": []string{"exec"}}},
+			"testApproach": "go test ./...", "backoutPath": "git revert", "environment": "production",
+		},
+	}))
+	sub := d["submitPlan"].(map[string]any)
+	id, hash := sub["changeId"].(string), sub["planHash"].(string)
+	ref := map[string]any{"id": id, "hash": hash}
+
+	const approve = `mutation($id: ID!, $hash: String!) { approvePlan(input: {changeId: $id, planHash: $hash, comment: "ok"}) { status approver } }`
+	for who, tok := range map[string]string{"auditor": carol, "agent": agent} {
+		if _, errs := s.gql(t, tok, approve, ref); errCode(errs) != "FORBIDDEN" {
+			t.Fatalf("%s approving: %v, want FORBIDDEN", who, errs)
+		}
+	}
+	mustData(t)(s.gql(t, bob, `mutation($id: ID!) { viewPlan(input: {changeId: $id}) { id } }`, ref))
+	d = mustData(t)(s.gql(t, bob, approve, ref))
+	if got := d["approvePlan"].(map[string]any); got["status"] != "approved" || got["approver"] != "bob" {
+		t.Fatalf("approvePlan returned %v", got)
+	}
+	d = mustData(t)(s.gql(t, agent, `mutation($id: ID!) { requestSession(input: {changeId: $id}) { sessionId credential expiresAt } }`, ref))
+	cred := d["requestSession"].(map[string]any)["credential"].(string)
+
+	d = mustData(t)(s.gql(t, cred, `mutation { recordAction(input: {kind: "edit", uses: [{resource: "file:github.com/acme/api/src/billing/total.go", verb: "write"}]}) { inScope verdicts { reason } } }`, nil))
+	if d["recordAction"].(map[string]any)["inScope"] != true {
+		t.Fatalf("in-scope action: %v", d)
+	}
+	if _, errs := s.gql(t, bob, `mutation { recordAction(input: {kind: "edit", uses: [{resource: "file:x/y", verb: "write"}]}) { inScope } }`, nil); errCode(errs) != "FORBIDDEN" {
+		t.Fatalf("an approver token recording an action: %v", errs)
+	}
+	for kind, file := range map[string]string{"test": "gotestsum-passing.xml", "scan": "gosec-clean.sarif"} {
+		content, err := os.ReadFile(filepath.Join("..", "domain", "report", "testdata", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		format := map[string]string{"test": "junit", "scan": "sarif"}[kind]
+		mustData(t)(s.gql(t, cred, `mutation($k: String!, $f: String!, $c: String!) { attachEvidence(input: {kind: $k, format: $f, content: $c}) { summary { testsPassed high } } }`,
+			map[string]any{"k": kind, "f": format, "c": string(content)}))
+	}
+	mustData(t)(s.gql(t, cred, `mutation { endSession(input: {}) }`, nil))
+	if _, errs := s.gql(t, cred, `mutation { recordAction(input: {kind: "edit", uses: [{resource: "file:github.com/acme/api/src/billing/total.go", verb: "write"}]}) { inScope } }`, nil); errCode(errs) != "UNAUTHENTICATED" {
+		t.Fatalf("action after endSession: %v", errs)
+	}
+	d = mustData(t)(s.gql(t, agent, `mutation($id: ID!) { requestPromotion(input: {changeId: $id}) { status answers { question result attributes { name result } } } }`, ref))
+	ch := d["requestPromotion"].(map[string]any)
+	if ch["status"] != "promoted" {
+		t.Fatalf("promotion: %v", ch)
+	}
+	// Everything holds but the review: bob approved within a second of
+	// opening the plan, which is flagged as rubber-stamp risk.
+	for _, a := range ch["answers"].([]any) {
+		for _, at := range a.(map[string]any)["attributes"].([]any) {
+			at := at.(map[string]any)
+			if want := map[bool]string{true: "fail", false: "pass"}[at["name"] == "review_depth"]; at["result"] != want {
+				t.Errorf("attribute %v, want %s", at, want)
+			}
+		}
+	}
+	// The list comes from the projections, which follow the ledger.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		d = mustData(t)(s.gql(t, carol, `{ changes(first: 10, filter: {status: "promoted"}) { totalCount edges { node { id } } } }`, nil))
+		if c := d["changes"].(map[string]any); c["totalCount"].(float64) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("changes: %v", d)
+		}
+	}
+
+	// Bad input loses nothing and says why.
+	before := verified(t, bin, data)
+	for name, body := range map[string]string{
+		"malformed JSON": `{"query": "mutation { submitPlan(`,
+		"unknown field":  `{"query": "mutation { approvePlan(input: {changeId: \"x\", planHash: \"y\", bogus: 1}) { id } }"}`,
+		"invalid UTF-8":  "{\"query\": \"{ me { id \xff } }\"}",
+	} {
+		req, _ := http.NewRequest("POST", s.url+"/graphql", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+bob)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(raw), `"errors"`) {
+			t.Errorf("%s: %d %s, want an error", name, resp.StatusCode, raw)
+		}
+	}
+	big := bytes.Repeat([]byte("x"), 10<<20)
+	resp, err := http.Post(s.url+"/graphql", "application/json", bytes.NewReader(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("10 MiB body: status %d, want 413", resp.StatusCode)
+	}
+
+	// Graceful stop, then the ledger verifies offline.
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Wait(); err != nil {
+		t.Fatalf("serve exited with %v after SIGTERM", err)
+	}
+	after := verified(t, bin, data)
+	events := regexp.MustCompile(`^ok: (\d+) events`)
+	if b, a := events.FindStringSubmatch(before), events.FindStringSubmatch(after); b == nil || a == nil || b[1] != a[1] {
+		t.Fatalf("verify before %q, after %q: bad input must write nothing", before, after)
+	}
+}
+
+func mustData(t *testing.T) func(map[string]any, []map[string]any) map[string]any {
+	return func(d map[string]any, errs []map[string]any) map[string]any {
+		t.Helper()
+		if len(errs) > 0 {
+			t.Fatalf("graphql errors: %v", errs)
+		}
+		return d
+	}
+}
+
+// verified waits for the running server to cover the log with a checkpoint
+// (it signs at most once a second) and returns the verification summary.
+func verified(t *testing.T, bin, data string) string {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		code, out, stderr := runCode(t, bin, "verify", "ledger", "--data", data)
+		if code == 0 {
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("verify ledger: %s %s", out, stderr)
+		}
+	}
+}
