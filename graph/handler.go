@@ -54,6 +54,7 @@ func NewHandler(r *Resolver, logger *slog.Logger, lim Limits) http.Handler {
 	srv.Use(extension.Introspection{})
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
 	srv.Use(extension.FixedComplexityLimit(lim.Complexity))
+	srv.Use(shapeLimit{MaxDepth: 12, MaxFields: 300})
 	srv.SetErrorPresenter(func(ctx context.Context, err error) *gqlerror.Error {
 		return present(ctx, err, logger)
 	})
@@ -102,7 +103,12 @@ func code(err error) map[string]any {
 func present(ctx context.Context, err error, logger *slog.Logger) *gqlerror.Error {
 	var gerr *gqlerror.Error
 	if errors.As(err, &gerr) && gerr.Extensions != nil {
-		return gerr // already shaped (parse and validation errors, auth)
+		// gqlgen's own parse and validation failures are invalid input.
+		switch c := gerr.Extensions["code"]; c {
+		case "GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED":
+			gerr.Extensions = map[string]any{"code": "INVALID_INPUT", "graphqlCode": c}
+		}
+		return gerr
 	}
 	e := graphql.DefaultErrorPresenter(ctx, err)
 	ext := code(err)

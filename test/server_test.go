@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -197,6 +198,24 @@ func TestServerLifecycleOverHTTP(t *testing.T) {
 		resp.Body.Close()
 		if !strings.Contains(string(raw), `"errors"`) {
 			t.Errorf("%s: %d %s, want an error", name, resp.StatusCode, raw)
+		}
+	}
+	deep := "{ __schema { types { fields { type " + strings.Repeat("{ ofType ", 46) + "{ name }" + strings.Repeat(" }", 46) + " } } } }"
+	var aliases strings.Builder
+	aliases.WriteString("{")
+	for i := range 1000 {
+		fmt.Fprintf(&aliases, " a%d: me { id }", i)
+	}
+	aliases.WriteString(" }")
+	for name, q := range map[string]string{
+		"nested 50 deep": deep,
+		"1,000 aliases":  aliases.String(),
+		"syntax error":   "mutation { approvePlan(",
+		"unknown field":  `mutation { approvePlan(input: {changeId: "x", planHash: "y", bogus: 1}) { id } }`,
+		"wrong type":     `mutation { approvePlan(input: {changeId: "x", planHash: 5}) { id } }`,
+	} {
+		if _, errs := s.gql(t, bob, q, nil); errCode(errs) != "INVALID_INPUT" {
+			t.Errorf("%s: %v, want INVALID_INPUT", name, errs)
 		}
 	}
 	big := bytes.Repeat([]byte("x"), 10<<20)
