@@ -14,4 +14,5 @@ type Resolver struct {
 	Clerk       *clerk.Clerk
 	Log         ledger.Store
 	Projections *projections.Projector
+	Prover      Prover
 }

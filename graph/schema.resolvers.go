@@ -295,6 +295,22 @@ func (r *queryResolver) Me(ctx context.Context) (*model.Me, error) {
 	return me, nil
 }
 
+// Proof is the resolver for the proof field.
+func (r *queryResolver) Proof(ctx context.Context, eventID string) (*model.Proof, error) {
+	if _, err := actor(ctx); err != nil {
+		return nil, err
+	}
+	return r.proof(ctx, eventID)
+}
+
+// Checkpoints is the resolver for the checkpoints field.
+func (r *queryResolver) Checkpoints(ctx context.Context, last *int) ([]*model.Checkpoint, error) {
+	if _, err := actor(ctx); err != nil {
+		return nil, err
+	}
+	return r.checkpoints(ctx, last)
+}
+
 // Mutation returns generated.MutationResolver implementation.
 func (r *Resolver) Mutation() generated.MutationResolver { return &mutationResolver{r} }
 

@@ -84,6 +84,8 @@ var (
 	ErrTooLarge = errors.New("event too large")
 	// ErrDuplicateEvent: an event id is already used by a different event.
 	ErrDuplicateEvent = errors.New("event id already used")
+	// ErrNoEvent: no event has the id looked up.
+	ErrNoEvent = errors.New("no such event")
 	// ErrClosed: the store is closed.
 	ErrClosed = errors.New("store closed")
 )

@@ -3,6 +3,9 @@ package test
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +18,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/evidence-parity/docket/ledger"
+	"github.com/evidence-parity/docket/ledger/sqlite"
 )
 
 // server is a running `docket serve` on a free loopback port.
@@ -180,6 +186,14 @@ func TestServerLifecycleOverHTTP(t *testing.T) {
 		}
 	}
 
+	// Every event the answers cite has an inclusion proof in the latest
+	// signed checkpoint; check one with the ledger package alone.
+	verified(t, bin, data)
+	d = mustData(t)(s.gql(t, carol, `query($id: ID!) { change(id: $id) { answers { attributes { events } } } }`, ref))
+	eventID := d["change"].(map[string]any)["answers"].([]any)[0].(map[string]any)["attributes"].([]any)[0].(map[string]any)["events"].([]any)[0].(string)
+	d = mustData(t)(s.gql(t, carol, `query($e: ID!) { proof(eventId: $e) { position canonical leafHash hashes checkpoint { size root note } } }`, map[string]any{"e": eventID}))
+	checkProof(t, data, d["proof"].(map[string]any))
+
 	// Bad input loses nothing and says why.
 	before := verified(t, bin, data)
 	for name, body := range map[string]string{
@@ -264,5 +278,42 @@ func verified(t *testing.T, bin, data string) string {
 		if time.Now().After(deadline) {
 			t.Fatalf("verify ledger: %s %s", out, stderr)
 		}
+	}
+}
+
+// checkProof verifies a proof returned by the API against the ledger's
+// pinned key, with the ledger package only.
+func checkProof(t *testing.T, data string, p map[string]any) {
+	t.Helper()
+	s, err := sqlite.Open(context.Background(), filepath.Join(data, "ledger.db"), sqlite.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	keys, _ := s.Keys(context.Background())
+	var fps []string
+	for fp := range keys {
+		fps = append(fps, fp)
+	}
+	vs, err := s.Verifiers(context.Background(), fps...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpm := p["checkpoint"].(map[string]any)
+	cp, err := ledger.OpenCheckpoint([]byte(cpm["note"].(string)), vs)
+	if err != nil {
+		t.Fatalf("checkpoint note: %v", err)
+	}
+	leaf := ledger.LeafHash([]byte(p["canonical"].(string)))
+	if hex.EncodeToString(leaf) != p["leafHash"] {
+		t.Fatalf("leaf hash %s does not match the canonical bytes", p["leafHash"])
+	}
+	var path [][]byte
+	for _, h := range p["hashes"].([]any) {
+		b, _ := base64.StdEncoding.DecodeString(h.(string))
+		path = append(path, b)
+	}
+	if err := ledger.VerifyInclusion(uint64(p["position"].(float64)), cp.Size, leaf, path, cp.Root); err != nil {
+		t.Fatalf("inclusion proof: %v", err)
 	}
 }

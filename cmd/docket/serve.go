@@ -47,7 +47,7 @@ func newServeCmd() *cobra.Command {
 		projDone := make(chan error, 1)
 		go func() { projDone <- proj.Run(projCtx) }()
 
-		gql := graph.NewHandler(&graph.Resolver{Clerk: clerk.New(store, clerk.Config{}), Log: store, Projections: proj}, logger, graph.Limits{})
+		gql := graph.NewHandler(&graph.Resolver{Clerk: clerk.New(store, clerk.Config{}), Log: store, Projections: proj, Prover: store}, logger, graph.Limits{})
 		e := echo.New()
 		e.Use(middleware.Recover(), middleware.RequestID(), middleware.Secure(), middleware.BodyLimit(4<<20))
 		e.Any("/graphql", echo.WrapHandler(gql))

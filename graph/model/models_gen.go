@@ -55,6 +55,14 @@ type ChangeRefInput struct {
 	ChangeID string `json:"changeId"`
 }
 
+type Checkpoint struct {
+	Size int `json:"size"`
+	// base64 RFC 6962 root hash
+	Root string `json:"root"`
+	// the C2SP signed note, verifiable with the key fingerprint auditors pin
+	Note string `json:"note"`
+}
+
 type DeclareFreezeInput struct {
 	Environment string   `json:"environment"`
 	Scope       []string `json:"scope,omitempty"`
@@ -101,6 +109,18 @@ type PlanInput struct {
 	Environment  string         `json:"environment"`
 	Risk         *string        `json:"risk,omitempty"`
 	Emergency    *bool          `json:"emergency,omitempty"`
+}
+
+type Proof struct {
+	EventID  string `json:"eventId"`
+	Position int    `json:"position"`
+	// the event's canonical bytes (RFC 8785), as stored and hashed
+	Canonical string `json:"canonical"`
+	// hex SHA-256(0x00 || canonical)
+	LeafHash string `json:"leafHash"`
+	// base64 audit path, leaf to root
+	Hashes     []string    `json:"hashes"`
+	Checkpoint *Checkpoint `json:"checkpoint"`
 }
 
 type Query struct {

@@ -727,3 +727,19 @@ type Stats struct {
 func (s *Store) Stats() Stats {
 	return Stats{Commits: s.commits.Load(), Appends: s.appends.Load()}
 }
+
+// Lookup returns the event with the given id.
+func (s *Store) Lookup(ctx context.Context, id string) (ledger.Record, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT position, canonical FROM events WHERE id = ?`, id)
+	if err != nil {
+		return ledger.Record{}, fmt.Errorf("look up %s: %w", id, err)
+	}
+	recs, err := scanRecords(rows)
+	if err != nil {
+		return ledger.Record{}, fmt.Errorf("look up %s: %w", id, err)
+	}
+	if len(recs) == 0 {
+		return ledger.Record{}, fmt.Errorf("%w: %s", ledger.ErrNoEvent, id)
+	}
+	return recs[0], nil
+}
