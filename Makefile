@@ -3,9 +3,10 @@ GO ?= go
 
 .PHONY: run test build bench fmt
 
-## run: Docket on its embedded default (SQLite and a local key under ./docket-data, demo data)
-run:
-	$(GO) run ./cmd/docket demo
+## run: Docket on its embedded default (SQLite and a local key under ./docket-data), seeded with demo data
+run: build
+	./bin/docket demo
+	./bin/docket serve
 
 ## test: every test, as CI runs them (.ci/run calls this)
 test:

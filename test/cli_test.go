@@ -17,7 +17,7 @@ func TestCLI(t *testing.T) {
 	data := t.TempDir()
 
 	demo := run(t, bin, "demo", "--data", data)
-	if !regexp.MustCompile(`verified: \d+ events`).MatchString(demo) || !strings.Contains(demo, "promoted") || !strings.Contains(demo, "deviation: out of scope") {
+	if !regexp.MustCompile(`verified: \d+ events`).MatchString(demo) || !regexp.MustCompile(`deviation revoked and resolved +2`).MatchString(demo) {
 		t.Fatalf("demo printed:\n%s", demo)
 	}
 	fp := strings.TrimSpace(run(t, bin, "keys", "show", "--fingerprint", "--data", data))
@@ -40,8 +40,20 @@ func TestCLI(t *testing.T) {
 	if !regexp.MustCompile(`^ok: \d+ events, 1 checkpoints`).MatchString(out) || !strings.Contains(out, fp) {
 		t.Fatalf("verify printed %q", out)
 	}
-	run(t, bin, "demo", "--data", data) // the ledger grows
+	if again := run(t, bin, "demo", "--data", data); !strings.Contains(again, "nothing to do") {
+		t.Fatalf("a second demo run printed %q, want it to change nothing", again)
+	}
+	run(t, bin, "principals", "add", "zoe", "--data", data, "--role", "auditor") // the ledger grows
 	run(t, bin, "verify", "ledger", "--data", data, "--since-checkpoint", saved)
+	creds, err := os.ReadFile(filepath.Join(data, "demo-credentials.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, role := range []string{"admin", "auditor", "approver", "requester", "agent"} {
+		if !strings.Contains(string(creds), `"`+role+`": "dkt_`) {
+			t.Errorf("demo-credentials.json has no %s credential:\n%s", role, creds)
+		}
+	}
 
 	t.Run("usage errors exit 2", func(t *testing.T) {
 		for _, args := range [][]string{
