@@ -242,6 +242,18 @@ func TestServerLifecycleOverHTTP(t *testing.T) {
 		t.Errorf("10 MiB body: status %d, want 413", resp.StatusCode)
 	}
 
+	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready", "/metrics": "docket_ledger_events "} {
+		resp, err := http.Get(s.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(raw), want) {
+			t.Errorf("GET %s: %d, want 200 with %q", path, resp.StatusCode, want)
+		}
+	}
+
 	// Graceful stop, then the ledger verifies offline.
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -48,8 +48,10 @@ func newServeCmd() *cobra.Command {
 		go func() { projDone <- proj.Run(projCtx) }()
 
 		gql := graph.NewHandler(&graph.Resolver{Clerk: clerk.New(store, clerk.Config{}), Log: store, Projections: proj, Prover: store}, logger, graph.Limits{})
+		m := newMetrics(store)
 		e := echo.New()
-		e.Use(middleware.Recover(), middleware.RequestID(), middleware.Secure(), middleware.BodyLimit(4<<20))
+		e.Use(middleware.Recover(), middleware.RequestID(), m.observe(logger), middleware.Secure(), middleware.BodyLimit(4<<20))
+		e.GET("/metrics", echo.WrapHandler(m.handler()))
 		e.Any("/graphql", echo.WrapHandler(gql))
 		e.GET("/healthz", func(c *echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 		e.GET("/readyz", func(c *echo.Context) error {

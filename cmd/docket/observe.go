@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/evidence-parity/docket/ledger/sqlite"
+)
+
+// metrics are the server's Prometheus metrics, on their own registry.
+type metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.HistogramVec
+}
+
+func newMetrics(store *sqlite.Store) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.requests = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "docket_http_request_duration_seconds", Help: "HTTP requests by route and status.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	}, []string{"route", "code"})
+	size := func() float64 {
+		n, _, _ := store.Head(context.Background())
+		return float64(n)
+	}
+	stats := func(f func(sqlite.Stats) uint64) func() float64 {
+		return func() float64 { return float64(f(store.Stats())) }
+	}
+	m.reg.MustRegister(m.requests,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "docket_ledger_events", Help: "Events in the ledger (the Merkle tree size)."}, size),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "docket_ledger_commits_total", Help: "Group-commit transactions."}, stats(func(s sqlite.Stats) uint64 { return s.Commits })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "docket_ledger_appends_total", Help: "Append requests committed."}, stats(func(s sqlite.Stats) uint64 { return s.Appends })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "docket_checkpoint_failing", Help: "1 while checkpoint signing fails."}, func() float64 {
+			if store.CheckpointErr() != nil {
+				return 1
+			}
+			return 0
+		}),
+	)
+	return m
+}
+
+func (m *metrics) handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }
+
+// observe logs every request with its id and records its duration.
+func (m *metrics) observe(logger *slog.Logger) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c *echo.Context) error {
+			start := time.Now()
+			err := next(c)
+			code := http.StatusOK
+			if r, uerr := echo.UnwrapResponse(c.Response()); uerr == nil && r.Status != 0 {
+				code = r.Status
+			}
+			var he *echo.HTTPError
+			if errors.As(err, &he) {
+				code = he.Code
+			}
+			route := c.Path()
+			if route == "" {
+				route = "unmatched"
+			}
+			took := time.Since(start)
+			m.requests.WithLabelValues(route, strconv.Itoa(code)).Observe(took.Seconds())
+			logger.Info("request", "id", c.Response().Header().Get(echo.HeaderXRequestID), "method", c.Request().Method,
+				"path", c.Request().URL.Path, "status", code, "took", took, "remote", c.RealIP())
+			return err
+		}
+	}
+}
