@@ -52,12 +52,15 @@ func callerFrom(ctx context.Context) caller {
 func actor(ctx context.Context) (domain.Actor, error) {
 	c := callerFrom(ctx)
 	if c.actor == nil {
+		if c.session != "" {
+			return domain.Actor{}, fmt.Errorf("%w: a session credential acts only for its session's actions, evidence and end", domain.ErrForbidden)
+		}
 		return domain.Actor{}, fmt.Errorf("%w: this operation needs a principal token or an agent key", domain.ErrUnauthenticated)
 	}
 	return *c.actor, nil
 }
 
-// human returns the authenticated principal, refusing auditors: auditors
+// mutator returns the authenticated caller, refusing auditors: auditors
 // read, they never mutate.
 func mutator(ctx context.Context) (domain.Actor, error) {
 	a, err := actor(ctx)
