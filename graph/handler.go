@@ -64,7 +64,12 @@ func NewHandler(r *Resolver, logger *slog.Logger, lim Limits) http.Handler {
 	})
 	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 		oc := graphql.GetOperationContext(ctx)
-		c, err := authenticate(ctx, r.Clerk, oc.Headers.Get("Authorization"))
+		header := oc.Headers.Get("Authorization")
+		if header == "" {
+			// Websocket clients send it in the connection_init payload.
+			header = transport.GetInitPayload(ctx).Authorization()
+		}
+		c, err := authenticate(ctx, r.Clerk, header)
 		if err != nil {
 			return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{Message: err.Error(), Extensions: code(err)}}})
 		}

@@ -19,6 +19,7 @@ type Prover interface {
 	LatestCheckpoint(ctx context.Context) ([]byte, bool, error)
 	InclusionProof(ctx context.Context, index, size uint64) ([][]byte, error)
 	Checkpoints(ctx context.Context) ([][]byte, error)
+	Head(ctx context.Context) (size uint64, root []byte, err error)
 }
 
 func checkpointOf(note []byte) (*model.Checkpoint, error) {

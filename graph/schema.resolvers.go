@@ -311,6 +311,14 @@ func (r *queryResolver) Checkpoints(ctx context.Context, last *int) ([]*model.Ch
 	return r.checkpoints(ctx, last)
 }
 
+// Events is the resolver for the events field.
+func (r *subscriptionResolver) Events(ctx context.Context, changeID *string) (<-chan *model.LedgerEvent, error) {
+	if _, err := actor(ctx); err != nil {
+		return nil, err
+	}
+	return r.events(ctx, changeID)
+}
+
 // Mutation returns generated.MutationResolver implementation.
 func (r *Resolver) Mutation() generated.MutationResolver { return &mutationResolver{r} }
 
@@ -320,8 +328,12 @@ func (r *Resolver) Plan() generated.PlanResolver { return &planResolver{r} }
 // Query returns generated.QueryResolver implementation.
 func (r *Resolver) Query() generated.QueryResolver { return &queryResolver{r} }
 
+// Subscription returns generated.SubscriptionResolver implementation.
+func (r *Resolver) Subscription() generated.SubscriptionResolver { return &subscriptionResolver{r} }
+
 type (
-	mutationResolver struct{ *Resolver }
-	planResolver     struct{ *Resolver }
-	queryResolver    struct{ *Resolver }
+	mutationResolver     struct{ *Resolver }
+	planResolver         struct{ *Resolver }
+	queryResolver        struct{ *Resolver }
+	subscriptionResolver struct{ *Resolver }
 )

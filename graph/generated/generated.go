@@ -35,6 +35,7 @@ type ResolverRoot interface {
 	Mutation() MutationResolver
 	Plan() PlanResolver
 	Query() QueryResolver
+	Subscription() SubscriptionResolver
 }
 
 type DirectiveRoot struct {
@@ -114,6 +115,19 @@ type ComplexityRoot struct {
 
 	FreezePayload struct {
 		FreezeID func(childComplexity int) int
+	}
+
+	LedgerEvent struct {
+		ActorID   func(childComplexity int) int
+		ActorKind func(childComplexity int) int
+		ChangeID  func(childComplexity int) int
+		Data      func(childComplexity int) int
+		ID        func(childComplexity int) int
+		Position  func(childComplexity int) int
+		Revision  func(childComplexity int) int
+		Stream    func(childComplexity int) int
+		Time      func(childComplexity int) int
+		Type      func(childComplexity int) int
 	}
 
 	Me struct {
@@ -208,6 +222,10 @@ type ComplexityRoot struct {
 		PlanHash func(childComplexity int) int
 	}
 
+	Subscription struct {
+		Events func(childComplexity int, changeID *string) int
+	}
+
 	Verdict struct {
 		Allowed  func(childComplexity int) int
 		Reason   func(childComplexity int) int
@@ -247,6 +265,9 @@ type QueryResolver interface {
 	Me(ctx context.Context) (*model.Me, error)
 	Proof(ctx context.Context, eventID string) (*model.Proof, error)
 	Checkpoints(ctx context.Context, last *int) ([]*model.Checkpoint, error)
+}
+type SubscriptionResolver interface {
+	Events(ctx context.Context, changeID *string) (<-chan *model.LedgerEvent, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -546,6 +567,67 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.FreezePayload.FreezeID(childComplexity), true
+
+	case "LedgerEvent.actorId":
+		if e.ComplexityRoot.LedgerEvent.ActorID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LedgerEvent.ActorID(childComplexity), true
+	case "LedgerEvent.actorKind":
+		if e.ComplexityRoot.LedgerEvent.ActorKind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LedgerEvent.ActorKind(childComplexity), true
+	case "LedgerEvent.changeId":
+		if e.ComplexityRoot.LedgerEvent.ChangeID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LedgerEvent.ChangeID(childComplexity), true
+	case "LedgerEvent.data":
+		if e.ComplexityRoot.LedgerEvent.Data == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LedgerEvent.Data(childComplexity), true
+	case "LedgerEvent.id":
+		if e.ComplexityRoot.LedgerEvent.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LedgerEvent.ID(childComplexity), true
+	case "LedgerEvent.position":
+		if e.ComplexityRoot.LedgerEvent.Position == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LedgerEvent.Position(childComplexity), true
+	case "LedgerEvent.revision":
+		if e.ComplexityRoot.LedgerEvent.Revision == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LedgerEvent.Revision(childComplexity), true
+	case "LedgerEvent.stream":
+		if e.ComplexityRoot.LedgerEvent.Stream == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LedgerEvent.Stream(childComplexity), true
+	case "LedgerEvent.time":
+		if e.ComplexityRoot.LedgerEvent.Time == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LedgerEvent.Time(childComplexity), true
+	case "LedgerEvent.type":
+		if e.ComplexityRoot.LedgerEvent.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LedgerEvent.Type(childComplexity), true
 
 	case "Me.id":
 		if e.ComplexityRoot.Me.ID == nil {
@@ -991,6 +1073,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.SubmitPlanPayload.PlanHash(childComplexity), true
 
+	case "Subscription.events":
+		if e.ComplexityRoot.Subscription.Events == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_events_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.Events(childComplexity, args["changeId"].(*string)), true
+
 	case "Verdict.allowed":
 		if e.ComplexityRoot.Verdict.Allowed == nil {
 			break
@@ -1092,6 +1186,23 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			ctx = graphql.WithLazyInputUnmarshalerIndex(ctx, inputUnmarshalers)
 			data := ec._Mutation(ctx, opCtx.Operation.SelectionSet)
 			var buf bytes.Buffer
+			data.MarshalGQL(&buf)
+
+			return &graphql.Response{
+				Data: buf.Bytes(),
+			}
+		}
+	case ast.Subscription:
+		next := ec._Subscription(ctx, opCtx.Operation.SelectionSet)
+
+		var buf bytes.Buffer
+		return func(ctx context.Context) *graphql.Response {
+			buf.Reset()
+			data := next(ctx)
+
+			if data == nil {
+				return nil
+			}
 			data.MarshalGQL(&buf)
 
 			return &graphql.Response{
@@ -1436,6 +1547,25 @@ type Proof {
   hashes: [String!]!
   checkpoint: Checkpoint!
 }
+
+type Subscription {
+  "Events as they are appended: every event, or those of one change."
+  events(changeId: ID): LedgerEvent!
+}
+
+type LedgerEvent {
+  id: ID!
+  position: Int!
+  stream: String!
+  revision: Int!
+  type: String!
+  time: Time!
+  actorKind: String!
+  actorId: String!
+  changeId: String
+  "the event's data, as JSON"
+  data: String!
+}
 `, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -1592,6 +1722,32 @@ func (ec *executionContext) childFields_FreezePayload(ctx context.Context, field
 		return ec.fieldContext_FreezePayload_freezeId(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type FreezePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_LedgerEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_LedgerEvent_id(ctx, field)
+	case "position":
+		return ec.fieldContext_LedgerEvent_position(ctx, field)
+	case "stream":
+		return ec.fieldContext_LedgerEvent_stream(ctx, field)
+	case "revision":
+		return ec.fieldContext_LedgerEvent_revision(ctx, field)
+	case "type":
+		return ec.fieldContext_LedgerEvent_type(ctx, field)
+	case "time":
+		return ec.fieldContext_LedgerEvent_time(ctx, field)
+	case "actorKind":
+		return ec.fieldContext_LedgerEvent_actorKind(ctx, field)
+	case "actorId":
+		return ec.fieldContext_LedgerEvent_actorId(ctx, field)
+	case "changeId":
+		return ec.fieldContext_LedgerEvent_changeId(ctx, field)
+	case "data":
+		return ec.fieldContext_LedgerEvent_data(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LedgerEvent", field.Name)
 }
 
 func (ec *executionContext) childFields_Me(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2151,6 +2307,20 @@ func (ec *executionContext) field_Query_proof_args(ctx context.Context, rawArgs 
 		return nil, err
 	}
 	args["eventId"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_events_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "changeId",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["changeId"] = arg0
 	return args, nil
 }
 
@@ -3342,6 +3512,236 @@ func (ec *executionContext) _FreezePayload_freezeId(ctx context.Context, field g
 }
 func (ec *executionContext) fieldContext_FreezePayload_freezeId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("FreezePayload", field, false, false, "ID")
+}
+
+func (ec *executionContext) _LedgerEvent_id(ctx context.Context, field graphql.CollectedField, obj *model.LedgerEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LedgerEvent_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LedgerEvent_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LedgerEvent", field, false, false, "ID")
+}
+
+func (ec *executionContext) _LedgerEvent_position(ctx context.Context, field graphql.CollectedField, obj *model.LedgerEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LedgerEvent_position(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Position, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LedgerEvent_position(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LedgerEvent", field, false, false, "Int")
+}
+
+func (ec *executionContext) _LedgerEvent_stream(ctx context.Context, field graphql.CollectedField, obj *model.LedgerEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LedgerEvent_stream(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Stream, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LedgerEvent_stream(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LedgerEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _LedgerEvent_revision(ctx context.Context, field graphql.CollectedField, obj *model.LedgerEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LedgerEvent_revision(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Revision, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LedgerEvent_revision(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LedgerEvent", field, false, false, "Int")
+}
+
+func (ec *executionContext) _LedgerEvent_type(ctx context.Context, field graphql.CollectedField, obj *model.LedgerEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LedgerEvent_type(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Type, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LedgerEvent_type(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LedgerEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _LedgerEvent_time(ctx context.Context, field graphql.CollectedField, obj *model.LedgerEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LedgerEvent_time(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Time, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LedgerEvent_time(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LedgerEvent", field, false, false, "Time")
+}
+
+func (ec *executionContext) _LedgerEvent_actorKind(ctx context.Context, field graphql.CollectedField, obj *model.LedgerEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LedgerEvent_actorKind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ActorKind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LedgerEvent_actorKind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LedgerEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _LedgerEvent_actorId(ctx context.Context, field graphql.CollectedField, obj *model.LedgerEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LedgerEvent_actorId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ActorID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LedgerEvent_actorId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LedgerEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _LedgerEvent_changeId(ctx context.Context, field graphql.CollectedField, obj *model.LedgerEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LedgerEvent_changeId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ChangeID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LedgerEvent_changeId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LedgerEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _LedgerEvent_data(ctx context.Context, field graphql.CollectedField, obj *model.LedgerEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LedgerEvent_data(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Data, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LedgerEvent_data(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LedgerEvent", field, false, false, "String")
 }
 
 func (ec *executionContext) _Me_kind(ctx context.Context, field graphql.CollectedField, obj *model.Me) (ret graphql.Marshaler) {
@@ -5132,6 +5532,50 @@ func (ec *executionContext) _SubmitPlanPayload_planHash(ctx context.Context, fie
 }
 func (ec *executionContext) fieldContext_SubmitPlanPayload_planHash(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("SubmitPlanPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _Subscription_events(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_events(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().Events(ctx, fc.Args["changeId"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.LedgerEvent) graphql.Marshaler {
+			return ec.marshalNLedgerEvent2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋgraphᚋmodelᚐLedgerEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_events(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LedgerEvent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_events_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Verdict_allowed(ctx context.Context, field graphql.CollectedField, obj *domain.Verdict) (ret graphql.Marshaler) {
@@ -7822,6 +8266,84 @@ func (ec *executionContext) _FreezePayload(ctx context.Context, sel ast.Selectio
 	return out
 }
 
+var ledgerEventImplementors = []string{"LedgerEvent"}
+
+func (ec *executionContext) _LedgerEvent(ctx context.Context, sel ast.SelectionSet, obj *model.LedgerEvent) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, ledgerEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("LedgerEvent")
+		case "id":
+			out.Values[i] = ec._LedgerEvent_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "position":
+			out.Values[i] = ec._LedgerEvent_position(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "stream":
+			out.Values[i] = ec._LedgerEvent_stream(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "revision":
+			out.Values[i] = ec._LedgerEvent_revision(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "type":
+			out.Values[i] = ec._LedgerEvent_type(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "time":
+			out.Values[i] = ec._LedgerEvent_time(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "actorKind":
+			out.Values[i] = ec._LedgerEvent_actorKind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "actorId":
+			out.Values[i] = ec._LedgerEvent_actorId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "changeId":
+			out.Values[i] = ec._LedgerEvent_changeId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "data":
+			out.Values[i] = ec._LedgerEvent_data(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var meImplementors = []string{"Me"}
 
 func (ec *executionContext) _Me(ctx context.Context, sel ast.SelectionSet, obj *model.Me) graphql.Marshaler {
@@ -8504,6 +9026,26 @@ func (ec *executionContext) _SubmitPlanPayload(ctx context.Context, sel ast.Sele
 	return out
 }
 
+var subscriptionImplementors = []string{"Subscription"}
+
+func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionImplementors)
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
+		Object: "Subscription",
+	})
+	if len(fields) != 1 {
+		graphql.AddErrorf(ctx, "must subscribe to exactly one stream")
+		return nil
+	}
+
+	switch fields[0].Name {
+	case "events":
+		return ec._Subscription_events(ctx, fields[0])
+	default:
+		panic("unknown field " + strconv.Quote(fields[0].Name))
+	}
+}
+
 var verdictImplementors = []string{"Verdict"}
 
 func (ec *executionContext) _Verdict(ctx context.Context, sel ast.SelectionSet, obj *domain.Verdict) graphql.Marshaler {
@@ -9134,6 +9676,14 @@ func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.Selecti
 		graphql.AddInvalidNullFromMarshaler(ctx, "Int!")
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNLedgerEvent2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋgraphᚋmodelᚐLedgerEvent(ctx context.Context, sel ast.SelectionSet, v *model.LedgerEvent) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "LedgerEvent!")
+		return graphql.Null
+	}
+	return ec._LedgerEvent(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNLiftFreezeInput2githubᚗcomᚋevidenceᚑparityᚋdocketᚋgraphᚋmodelᚐLiftFreezeInput(ctx context.Context, v any) (model.LiftFreezeInput, error) {

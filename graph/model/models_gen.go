@@ -82,6 +82,20 @@ type FreezePayload struct {
 	FreezeID string `json:"freezeId"`
 }
 
+type LedgerEvent struct {
+	ID        string    `json:"id"`
+	Position  int       `json:"position"`
+	Stream    string    `json:"stream"`
+	Revision  int       `json:"revision"`
+	Type      string    `json:"type"`
+	Time      time.Time `json:"time"`
+	ActorKind string    `json:"actorKind"`
+	ActorID   string    `json:"actorId"`
+	ChangeID  *string   `json:"changeId,omitempty"`
+	// the event's data, as JSON
+	Data string `json:"data"`
+}
+
 type LiftFreezeInput struct {
 	FreezeID string `json:"freezeId"`
 }
@@ -202,4 +216,7 @@ type SubmitPlanInput struct {
 type SubmitPlanPayload struct {
 	ChangeID string `json:"changeId"`
 	PlanHash string `json:"planHash"`
+}
+
+type Subscription struct {
 }
