@@ -69,7 +69,11 @@ func NewHandler(r *Resolver, logger *slog.Logger, lim Limits) http.Handler {
 			// Websocket clients send it in the connection_init payload.
 			header = transport.GetInitPayload(ctx).Authorization()
 		}
-		c, err := authenticate(ctx, r.Clerk, header)
+		auth := r.Auth
+		if auth == nil {
+			auth = r.Clerk
+		}
+		c, err := authenticate(ctx, auth, header)
 		if err != nil {
 			return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{Message: err.Error(), Extensions: code(err)}}})
 		}

@@ -11,7 +11,9 @@ import (
 
 // Resolver is the root resolver.
 type Resolver struct {
-	Clerk       *clerk.Clerk
+	Clerk *clerk.Clerk
+	// Auth resolves bearer tokens (the clerk, or OIDC in front of it).
+	Auth        Authenticator
 	Log         ledger.Store
 	Projections *projections.Projector
 	Prover      Prover

@@ -31,7 +31,12 @@ type server struct {
 
 func startServer(t *testing.T, bin, data string) *server {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--data", data, "--listen", "127.0.0.1:0")
+	return startCmd(t, exec.Command(bin, "serve", "--data", data, "--listen", "127.0.0.1:0"))
+}
+
+// startCmd starts a `docket serve` command and waits for its address.
+func startCmd(t *testing.T, cmd *exec.Cmd) *server {
+	t.Helper()
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -28,6 +28,9 @@ func newServeCmd() *cobra.Command {
 	}
 	data := dataFlag(c)
 	listen := c.Flags().String("listen", envOr("DOCKET_LISTEN", "127.0.0.1:8080"), "address to listen on (env DOCKET_LISTEN)")
+	issuer := c.Flags().String("oidc-issuer", envOr("DOCKET_OIDC_ISSUER", ""), "accept OIDC ID tokens from this issuer (env DOCKET_OIDC_ISSUER)")
+	clientID := c.Flags().String("oidc-client-id", envOr("DOCKET_OIDC_CLIENT_ID", ""), "the audience ID tokens must carry (env DOCKET_OIDC_CLIENT_ID)")
+	claim := c.Flags().String("oidc-claim", envOr("DOCKET_OIDC_CLAIM", "email"), "the ID token claim that names the principal (env DOCKET_OIDC_CLAIM)")
 	c.RunE = func(c *cobra.Command, _ []string) error {
 		ctx := c.Context()
 		logger := slog.Default()
@@ -47,7 +50,16 @@ func newServeCmd() *cobra.Command {
 		projDone := make(chan error, 1)
 		go func() { projDone <- proj.Run(projCtx) }()
 
-		gql := graph.NewHandler(&graph.Resolver{Clerk: clerk.New(store, clerk.Config{}), Log: store, Projections: proj, Prover: store}, logger, graph.Limits{})
+		k := clerk.New(store, clerk.Config{})
+		var auth graph.Authenticator = k
+		if *issuer != "" {
+			o, err := newOIDCAuth(ctx, *issuer, *clientID, *claim, k)
+			if err != nil {
+				return err
+			}
+			auth = o
+		}
+		gql := graph.NewHandler(&graph.Resolver{Clerk: k, Auth: auth, Log: store, Projections: proj, Prover: store}, logger, graph.Limits{})
 		m := newMetrics(store)
 		e := echo.New()
 		e.Use(middleware.Recover(), middleware.RequestID(), m.observe(logger), middleware.Secure(), middleware.BodyLimit(4<<20))

@@ -162,3 +162,13 @@ func checkID(what, id string) error {
 	}
 	return nil
 }
+
+// checkPrincipalID is checkID for principals, whose ids may be email
+// addresses (so OIDC email claims map to them); a token's secret part never
+// holds a dot, so the last dot still separates it.
+func checkPrincipalID(id string) error {
+	if id == "" || strings.ContainsAny(id, " \t\n/") || len(id) > 128 {
+		return fmt.Errorf("%w: principal id %q must be 1-128 characters without slashes or spaces", domain.ErrInvalidInput, id)
+	}
+	return nil
+}

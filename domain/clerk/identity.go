@@ -24,7 +24,7 @@ func (k *Clerk) RegisterPrincipal(ctx context.Context, by domain.Actor, id, name
 	if err := admin(by); err != nil {
 		return err
 	}
-	if err := checkID("principal", id); err != nil {
+	if err := checkPrincipalID(id); err != nil {
 		return err
 	}
 	_, err := update[domain.Principal](ctx, k, domain.PrincipalStream(id), "", ledgerActor(by), func(p *domain.Principal, _ time.Time) ([]domain.Event, error) {
