@@ -48,7 +48,7 @@ for its last event as soon as it returns (used by the crash test).`,
 		}
 		return benchAppend(c.Context(), c.OutOrStdout(), *data, *events, *batch, *conc, *acks, !*noRaw)
 	}
-	bench.AddCommand(ac)
+	bench.AddCommand(ac, newBenchGraphQLCmd())
 	return bench
 }
 

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -37,9 +38,17 @@ func usageErr(format string, args ...any) error {
 func failed(err error) error { return &exitError{code: 1, err: err} }
 
 func main() {
+	if path := os.Getenv("DOCKET_CPUPROFILE"); path != "" {
+		// For measuring: DOCKET_CPUPROFILE=cpu.out docket bench …
+		if f, err := os.Create(path); err == nil {
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:])
 	stop()
+	pprof.StopCPUProfile()
 	os.Exit(code)
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/evidence-parity/docket/domain/clerk"
 	"github.com/evidence-parity/docket/graph"
+	"github.com/evidence-parity/docket/ledger/sqlite"
 	"github.com/evidence-parity/docket/projections"
 )
 
@@ -59,19 +60,7 @@ func newServeCmd() *cobra.Command {
 			}
 			auth = o
 		}
-		gql := graph.NewHandler(&graph.Resolver{Clerk: k, Auth: auth, Log: store, Projections: proj, Prover: store}, logger, graph.Limits{})
-		m := newMetrics(store)
-		e := echo.New()
-		e.Use(middleware.Recover(), middleware.RequestID(), m.observe(logger), middleware.Secure(), middleware.BodyLimit(4<<20))
-		e.GET("/metrics", echo.WrapHandler(m.handler()))
-		e.Any("/graphql", echo.WrapHandler(gql))
-		e.GET("/healthz", func(c *echo.Context) error { return c.String(http.StatusOK, "ok\n") })
-		e.GET("/readyz", func(c *echo.Context) error {
-			if err := store.CheckpointErr(); err != nil {
-				return c.String(http.StatusServiceUnavailable, "checkpoints failing: "+err.Error()+"\n")
-			}
-			return c.String(http.StatusOK, "ready\n")
-		})
+		e := newRouter(store, &graph.Resolver{Clerk: k, Auth: auth, Log: store, Projections: proj, Prover: store}, logger)
 
 		ln, err := net.Listen("tcp", *listen)
 		if err != nil {
@@ -102,4 +91,24 @@ func newServeCmd() *cobra.Command {
 		return nil
 	}
 	return c
+}
+
+// newRouter is the server's HTTP surface: /graphql, /metrics, /healthz and
+// /readyz behind recovery, request ids, request logs, secure headers and a
+// body limit.
+func newRouter(store *sqlite.Store, r *graph.Resolver, logger *slog.Logger) *echo.Echo {
+	gql := graph.NewHandler(r, logger, graph.Limits{})
+	m := newMetrics(store)
+	e := echo.New()
+	e.Use(middleware.Recover(), middleware.RequestID(), m.observe(logger), middleware.Secure(), middleware.BodyLimit(4<<20))
+	e.GET("/metrics", echo.WrapHandler(m.handler()))
+	e.Any("/graphql", echo.WrapHandler(gql))
+	e.GET("/healthz", func(c *echo.Context) error { return c.String(http.StatusOK, "ok\n") })
+	e.GET("/readyz", func(c *echo.Context) error {
+		if err := store.CheckpointErr(); err != nil {
+			return c.String(http.StatusServiceUnavailable, "checkpoints failing: "+err.Error()+"\n")
+		}
+		return c.String(http.StatusOK, "ready\n")
+	})
+	return e
 }

@@ -16,7 +16,7 @@ import (
 
 // Change returns a change's state.
 func (k *Clerk) Change(ctx context.Context, id string) (*domain.Change, error) {
-	c, _, err := load[domain.Change](ctx, k.store, domain.ChangeStream(id))
+	c, _, err := load[domain.Change](ctx, k, domain.ChangeStream(id))
 	if err != nil {
 		return nil, err
 	}
@@ -30,7 +30,7 @@ func (k *Clerk) agentOf(ctx context.Context, a domain.Actor) (*domain.Agent, err
 	if a.Kind != domain.ActorAgent || a.AuthMethod == "" {
 		return nil, fmt.Errorf("%w: only an authenticated agent may do this", domain.ErrForbidden)
 	}
-	ag, _, err := load[domain.Agent](ctx, k.store, domain.AgentStream(a.ID))
+	ag, _, err := load[domain.Agent](ctx, k, domain.AgentStream(a.ID))
 	return ag, err
 }
 
@@ -42,7 +42,7 @@ func (k *Clerk) SubmitPlan(ctx context.Context, by domain.Actor, changeID, reque
 	if err != nil {
 		return "", "", err
 	}
-	requester, _, err := load[domain.Principal](ctx, k.store, domain.PrincipalStream(requestedBy))
+	requester, _, err := load[domain.Principal](ctx, k, domain.PrincipalStream(requestedBy))
 	if err != nil {
 		return "", "", err
 	}
@@ -108,7 +108,7 @@ func (k *Clerk) RequestSession(ctx context.Context, by domain.Actor, changeID st
 	if err != nil {
 		return Session{}, err
 	}
-	freezes, _, err := load[domain.Freezes](ctx, k.store, domain.FreezeStream)
+	freezes, _, err := load[domain.Freezes](ctx, k, domain.FreezeStream)
 	if err != nil {
 		return Session{}, err
 	}
@@ -153,7 +153,7 @@ func sessionRef(secret string) (string, string, error) {
 // credential: the session's agent and the credential's id (never the
 // secret). An unknown session gets a placeholder; its commands are refused.
 func (k *Clerk) sessionActor(ctx context.Context, changeID, sessionID string) (ledger.Actor, error) {
-	c, _, err := load[domain.Change](ctx, k.store, domain.ChangeStream(changeID))
+	c, _, err := load[domain.Change](ctx, k, domain.ChangeStream(changeID))
 	if err != nil {
 		return ledger.Actor{}, err
 	}
@@ -215,7 +215,7 @@ func (k *Clerk) AttachEvidence(ctx context.Context, credential string, kind doma
 	if err != nil {
 		return domain.EvidenceSummary{}, err
 	}
-	c, _, err := load[domain.Change](ctx, k.store, domain.ChangeStream(changeID))
+	c, _, err := load[domain.Change](ctx, k, domain.ChangeStream(changeID))
 	if err != nil {
 		return domain.EvidenceSummary{}, err
 	}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -35,6 +36,7 @@ type Config struct {
 // Clerk records Evidence Parity commands in a ledger.
 type Clerk struct {
 	store  ledger.Store
+	cache  streamCache
 	now    func() time.Time
 	rand   io.Reader
 	policy domain.Policy
@@ -72,23 +74,64 @@ type state[S any] interface {
 
 // load reads a stream and folds it into a fresh S, returning the revision
 // an append must expect.
-func load[S any, P state[S]](ctx context.Context, store ledger.Store, stream string) (*S, ledger.ExpectedRevision, error) {
-	recs, err := store.ReadStream(ctx, stream, 0)
+func load[S any, P state[S]](ctx context.Context, k *Clerk, stream string) (*S, ledger.ExpectedRevision, error) {
+	events, err := k.cache.events(ctx, k.store, stream)
 	if err != nil {
 		return nil, ledger.Any, err
 	}
 	s := new(S)
-	for _, r := range recs {
-		e, err := domain.Decode(r.Event.Type, r.Event.Data)
-		if err != nil {
-			return nil, ledger.Any, fmt.Errorf("%s at revision %d: %w", stream, r.Event.Revision, err)
-		}
+	for _, e := range events {
 		P(s).Apply(e)
 	}
-	if len(recs) == 0 {
+	if len(events) == 0 {
 		return s, ledger.NoStream, nil
 	}
-	return s, ledger.Exact(recs[len(recs)-1].Event.Revision), nil
+	return s, ledger.Exact(uint64(len(events) - 1)), nil
+}
+
+// streamCache keeps the decoded events of recently used streams. The log
+// is append-only, so a cached prefix stays true; each load reads only the
+// events after it.
+type streamCache struct {
+	mu      sync.Mutex
+	streams map[string][]domain.Event // index = revision
+}
+
+// maxCachedStreams bounds the cache; past it, it starts over.
+const maxCachedStreams = 50_000
+
+func (c *streamCache) events(ctx context.Context, store ledger.Store, stream string) ([]domain.Event, error) {
+	c.mu.Lock()
+	cached := c.streams[stream]
+	c.mu.Unlock()
+	recs, err := store.ReadStream(ctx, stream, uint64(len(cached)))
+	if err != nil {
+		return nil, err
+	}
+	if len(recs) == 0 {
+		return cached, nil
+	}
+	// A full slice expression makes append copy: other loads may hold cached.
+	events := cached[:len(cached):len(cached)]
+	for _, r := range recs {
+		if r.Event.Revision != uint64(len(events)) {
+			return nil, fmt.Errorf("%s: revision %d follows %d events", stream, r.Event.Revision, len(events))
+		}
+		e, err := domain.Decode(r.Event.Type, r.Event.Data)
+		if err != nil {
+			return nil, fmt.Errorf("%s at revision %d: %w", stream, r.Event.Revision, err)
+		}
+		events = append(events, e)
+	}
+	c.mu.Lock()
+	if c.streams == nil || len(c.streams) > maxCachedStreams {
+		c.streams = map[string][]domain.Event{}
+	}
+	if len(events) > len(c.streams[stream]) {
+		c.streams[stream] = events
+	}
+	c.mu.Unlock()
+	return events, nil
 }
 
 // update loads stream, decides, appends with the loaded revision, and on a
@@ -97,7 +140,7 @@ func load[S any, P state[S]](ctx context.Context, store ledger.Store, stream str
 func update[S any, P state[S]](ctx context.Context, k *Clerk, stream, correlation string, actor ledger.Actor,
 	decide func(s *S, now time.Time) ([]domain.Event, error)) ([]ledger.Record, error) {
 	for range maxAttempts {
-		s, expected, err := load[S, P](ctx, k.store, stream)
+		s, expected, err := load[S, P](ctx, k, stream)
 		if err != nil {
 			return nil, err
 		}

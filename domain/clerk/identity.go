@@ -91,7 +91,7 @@ func (k *Clerk) RegisterAgent(ctx context.Context, by domain.Actor, id, name, ow
 	if err := checkID("agent", id); err != nil {
 		return err
 	}
-	o, _, err := load[domain.Principal](ctx, k.store, domain.PrincipalStream(owner))
+	o, _, err := load[domain.Principal](ctx, k, domain.PrincipalStream(owner))
 	if err != nil {
 		return err
 	}
@@ -153,7 +153,7 @@ func (k *Clerk) RetireAgent(ctx context.Context, by domain.Actor, id string) err
 // Session credentials are checked by the commands that take them.
 func (k *Clerk) Authenticate(ctx context.Context, secret string) (domain.Actor, error) {
 	if ref, ok := domain.SecretRef(domain.PrefixToken, secret); ok {
-		p, _, err := load[domain.Principal](ctx, k.store, domain.PrincipalStream(ref))
+		p, _, err := load[domain.Principal](ctx, k, domain.PrincipalStream(ref))
 		if err != nil {
 			return domain.Actor{}, err
 		}
@@ -162,7 +162,7 @@ func (k *Clerk) Authenticate(ctx context.Context, secret string) (domain.Actor, 
 		}
 	}
 	if ref, ok := domain.SecretRef(domain.PrefixAgentKey, secret); ok {
-		a, _, err := load[domain.Agent](ctx, k.store, domain.AgentStream(ref))
+		a, _, err := load[domain.Agent](ctx, k, domain.AgentStream(ref))
 		if err != nil {
 			return domain.Actor{}, err
 		}
@@ -175,6 +175,6 @@ func (k *Clerk) Authenticate(ctx context.Context, secret string) (domain.Actor, 
 
 // Principal returns a principal's state.
 func (k *Clerk) Principal(ctx context.Context, id string) (*domain.Principal, error) {
-	p, _, err := load[domain.Principal](ctx, k.store, domain.PrincipalStream(id))
+	p, _, err := load[domain.Principal](ctx, k, domain.PrincipalStream(id))
 	return p, err
 }

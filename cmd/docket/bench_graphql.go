@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/evidence-parity/docket/domain"
+	"github.com/evidence-parity/docket/domain/clerk"
+	"github.com/evidence-parity/docket/graph"
+	"github.com/evidence-parity/docket/projections"
+)
+
+func newBenchGraphQLCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "graphql",
+		Short: "Load-test recordAction over HTTP against an in-process server, and a trivial query for comparison",
+		Long: `Seeds a scratch ledger (one approved change and session per client), serves it on
+127.0.0.1 with the same router as docket serve, and has --clients concurrent
+clients post recordAction for --duration, then a trivial query ({ me { id } })
+for as long. Prints throughput, p50 and p99 for both, and the ratio: the cost
+the ledger path (scope check, durable append, tree) adds to a request.`,
+		Args: cobra.NoArgs,
+	}
+	clients := c.Flags().Int("clients", 64, "concurrent clients")
+	duration := c.Flags().Duration("duration", 10*time.Second, "how long each phase runs")
+	c.RunE = func(c *cobra.Command, _ []string) error {
+		if *clients < 1 || *duration <= 0 {
+			return usageErr("--clients and --duration must be positive")
+		}
+		return benchGraphQL(c.Context(), c.OutOrStdout(), *clients, *duration)
+	}
+	return c
+}
+
+type phase struct {
+	ops       int
+	errors    int
+	took      time.Duration
+	latencies []time.Duration
+}
+
+func (p phase) String() string {
+	slices.Sort(p.latencies)
+	q := func(f float64) time.Duration {
+		if len(p.latencies) == 0 {
+			return 0
+		}
+		return p.latencies[int(f*float64(len(p.latencies)-1))]
+	}
+	return fmt.Sprintf("%d ops in %v = %.0f/s, p50 %v, p99 %v, %d errors",
+		p.ops, p.took.Round(time.Millisecond), float64(p.ops)/p.took.Seconds(), q(.5).Round(10*time.Microsecond), q(.99).Round(10*time.Microsecond), p.errors)
+}
+
+func benchGraphQL(ctx context.Context, out io.Writer, clients int, duration time.Duration) error {
+	data, err := os.MkdirTemp("", "docket-bench-graphql-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(data)
+	store, err := openWritable(ctx, data)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	proj, err := projections.Open(ctx, projectionsPath(data), store, nil)
+	if err != nil {
+		return err
+	}
+	defer proj.Close()
+	k := clerk.New(store, clerk.Config{})
+
+	// Seed: people, an agent, and one approved change with a live session
+	// per client (a session's actions are sequential in real life).
+	sys := clerk.System
+	k.RegisterPrincipal(ctx, sys, "alice", "alice", "")
+	k.GrantRole(ctx, sys, "alice", domain.RoleRequester, nil)
+	k.RegisterPrincipal(ctx, sys, "bob", "bob", "")
+	k.GrantRole(ctx, sys, "bob", domain.RoleApprover, domain.Scope{{Resource: "file:**", Verbs: []domain.Verb{domain.Read, domain.Write}}})
+	bobTok, _ := k.IssueToken(ctx, sys, "bob")
+	bob, err := k.Authenticate(ctx, bobTok)
+	if err != nil {
+		return err
+	}
+	k.RegisterAgent(ctx, sys, "bench", "bench", "alice", "")
+	key, _ := k.IssueAgentKey(ctx, sys, "bench")
+	agent, err := k.Authenticate(ctx, key)
+	if err != nil {
+		return err
+	}
+	creds := make([]string, clients)
+	for i := range creds {
+		id, hash, err := k.SubmitPlan(ctx, agent, "", "alice", domain.Plan{Objective: "load", Method: "m", TestApproach: "t", BackoutPath: "b", Environment: "bench",
+			Scope: domain.Scope{{Resource: "file:github.com/acme/api/**", Verbs: []domain.Verb{domain.Write}}}})
+		if err != nil {
+			return err
+		}
+		if err := k.Approve(ctx, bob, id, hash, ""); err != nil {
+			return err
+		}
+		s, err := k.RequestSession(ctx, agent, id)
+		if err != nil {
+			return err
+		}
+		creds[i] = s.Credential
+	}
+
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	e := newRouter(store, &graph.Resolver{Clerk: k, Log: store, Projections: proj, Prover: store}, quiet)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	defer srv.Close()
+	url := "http://" + ln.Addr().String() + "/graphql"
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}}
+
+	run := func(body []byte, token func(i int) string) phase {
+		var mu sync.Mutex
+		var all phase
+		start := time.Now()
+		deadline := start.Add(duration)
+		var wg sync.WaitGroup
+		for i := range clients {
+			wg.Go(func() {
+				var lat []time.Duration
+				errs := 0
+				for time.Now().Before(deadline) {
+					req, _ := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(body))
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("Authorization", "Bearer "+token(i))
+					t0 := time.Now()
+					resp, err := client.Do(req)
+					if err != nil {
+						errs++
+						continue
+					}
+					raw, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					lat = append(lat, time.Since(t0))
+					if resp.StatusCode != 200 || bytes.Contains(raw, []byte(`"errors"`)) {
+						errs++
+					}
+				}
+				mu.Lock()
+				all.latencies = append(all.latencies, lat...)
+				all.errors += errs
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		all.took = time.Since(start)
+		all.ops = len(all.latencies)
+		return all
+	}
+	action, _ := json.Marshal(map[string]string{"query": `mutation { recordAction(input: {kind: "edit", uses: [{resource: "file:github.com/acme/api/src/x.go", verb: "write"}]}) { inScope } }`})
+	trivial, _ := json.Marshal(map[string]string{"query": `{ me { id } }`})
+	a := run(action, func(i int) string { return creds[i] })
+	q := run(trivial, func(int) string { return bobTok })
+	fmt.Fprintf(out, "recordAction over HTTP, %d clients: %v\n", clients, a)
+	fmt.Fprintf(out, "trivial query over HTTP, %d clients: %v\n", clients, q)
+	if a.ops > 0 && q.ops > 0 {
+		fmt.Fprintf(out, "throughput ratio recordAction/trivial: %.2f\n", (float64(a.ops)/a.took.Seconds())/(float64(q.ops)/q.took.Seconds()))
+	}
+	return nil
+}
