@@ -212,6 +212,11 @@ func validate(e Event, limits Limits) error {
 	if err := checkName("type", e.Type, maxType); err != nil {
 		return err
 	}
+	// RFC 3339 has four-digit years; a time outside them could be written
+	// but never read back.
+	if y := e.Time.Year(); y < 1 || y > 9999 {
+		return fmt.Errorf("%w: time %v is outside years 1-9999", ErrInvalidEvent, e.Time)
+	}
 	switch e.Actor.Kind {
 	case ActorHuman, ActorAgent, ActorService, ActorSystem:
 	default:

@@ -185,6 +185,9 @@ func compareUTF16(a, b string) int {
 		ra, na := utf8.DecodeRuneInString(a)
 		rb, nb := utf8.DecodeRuneInString(b)
 		if ra != rb {
+			if ra >= 0x10000 && rb >= 0x10000 {
+				return int(ra - rb) // same surrogate order as code point order
+			}
 			return cmpUnits(ra) - cmpUnits(rb)
 		}
 		a, b = a[na:], b[nb:]

@@ -325,6 +325,7 @@ func testInvalid(t *testing.T, s ledger.Store) {
 		{"unknown actor kind", "s", func(e *ledger.Event) { e.Actor.Kind = "robot" }},
 		{"empty actor id", "s", func(e *ledger.Event) { e.Actor.ID = "" }},
 		{"number JCS cannot represent", "s", func(e *ledger.Event) { e.Data = json.RawMessage(`{"n":1e999}`) }},
+		{"year 10000", "s", func(e *ledger.Event) { e.Time = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
