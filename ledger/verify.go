@@ -69,8 +69,10 @@ func (f *Failure) Error() string {
 	switch {
 	case f.Position >= 0:
 		return fmt.Sprintf("position %d: %s", f.Position, f.Reason)
-	default:
+	case f.Checkpoint > 0:
 		return fmt.Sprintf("checkpoint at size %d: %s", f.Checkpoint, f.Reason)
+	default:
+		return f.Reason
 	}
 }
 

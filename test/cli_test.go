@@ -60,6 +60,8 @@ func TestCLI(t *testing.T) {
 			{"verify", "ledger", "--no-such-flag"},
 			{"verify", "ledger", "--data", t.TempDir(), "--fingerprint", fp},
 			{"verify", "ledger", "--data", data, "--since-checkpoint", "/nonexistent"},
+			{"verify", "ledger", "--data", data, "--since-checkpoint", "/etc/hostname"},
+			{"verify", "ledger", "--data", data, "--fingerprint", "zz"},
 			{"verify", "ledger", "extra-arg", "--data", data},
 			{"verify"},
 			{"no-such-command"},

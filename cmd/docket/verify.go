@@ -37,6 +37,11 @@ saved earlier (docket checkpoint > FILE, or --save-checkpoint) with
 	lc.RunE = func(c *cobra.Command, _ []string) error {
 		ctx := c.Context()
 		pinned := *fps
+		for _, fp := range pinned {
+			if len(fp) != 64 || strings.Trim(strings.ToLower(fp), "0123456789abcdef") != "" {
+				return usageErr("--fingerprint %q: want 64 hex digits (docket keys show --fingerprint)", fp)
+			}
+		}
 		if len(pinned) == 0 {
 			s, err := anchors.OpenFileSigner(keyPath(*data), false)
 			if err != nil {
@@ -53,6 +58,9 @@ saved earlier (docket checkpoint > FILE, or --save-checkpoint) with
 			b, err := os.ReadFile(f)
 			if err != nil {
 				return usageErr("--since-checkpoint: %v", err)
+			}
+			if _, err := ledger.CheckpointBody(b); err != nil {
+				return usageErr("--since-checkpoint %s: not a signed checkpoint: %v", f, err)
 			}
 			trusted = append(trusted, b)
 		}

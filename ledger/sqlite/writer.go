@@ -54,12 +54,6 @@ func (s *Store) Append(ctx context.Context, stream string, expected ledger.Expec
 	if err != nil {
 		return nil, fmt.Errorf("append %s: %w", stream, err)
 	}
-	s.sendMu.RLock()
-	if s.closed || s.reqs == nil {
-		s.sendMu.RUnlock()
-		return nil, ledger.ErrClosed
-	}
-	s.sendMu.RUnlock()
 	return s.do(ctx, &request{kind: kindAppend, stream: stream, expected: expected, events: prepared})
 }
 
@@ -81,7 +75,9 @@ func (s *Store) submit(ctx context.Context, r *request) error {
 func (s *Store) do(ctx context.Context, r *request) ([]ledger.Record, error) {
 	r.done = make(chan result, 1)
 	s.sendMu.RLock()
-	if s.reqsClosed || s.reqs == nil {
+	// Checked and queued under one read lock: Close cannot slip its
+	// barrier and final checkpoint in between.
+	if s.reqsClosed || s.reqs == nil || (r.kind == kindAppend && s.closed) {
 		s.sendMu.RUnlock()
 		return nil, ledger.ErrClosed
 	}
@@ -144,24 +140,32 @@ func (s *Store) prepareStmts(ctx context.Context) error {
 	if s.w.findID != nil {
 		return nil
 	}
+	// All or none: a statement left nil would crash a later batch.
+	var w writeStmts
 	for _, p := range []struct {
 		dst **sql.Stmt
 		sql string
 	}{
-		{&s.w.findID, `SELECT stream, position FROM events WHERE id = ?`},
-		{&s.w.lastRev, `SELECT revision FROM events WHERE stream = ? ORDER BY revision DESC LIMIT 1`},
-		{&s.w.readRange, `SELECT position, canonical FROM events WHERE position >= ? ORDER BY position LIMIT ?`},
-		{&s.w.insertEvent, `INSERT INTO events (position, id, stream, revision, leaf, canonical) VALUES (?, ?, ?, ?, ?, ?)`},
-		{&s.w.insertNode, `INSERT INTO tree (level, idx, hash) VALUES (?, ?, ?)`},
-		{&s.w.maxCheckpoint, `SELECT COALESCE(MAX(size), 0) FROM checkpoints`},
-		{&s.w.insertCheckpoint, `INSERT INTO checkpoints (size, root, note, signed_at) VALUES (?, ?, ?, ?)`},
+		{&w.findID, `SELECT stream, position FROM events WHERE id = ?`},
+		{&w.lastRev, `SELECT revision FROM events WHERE stream = ? ORDER BY revision DESC LIMIT 1`},
+		{&w.readRange, `SELECT position, canonical FROM events WHERE position >= ? ORDER BY position LIMIT ?`},
+		{&w.insertEvent, `INSERT INTO events (position, id, stream, revision, leaf, canonical) VALUES (?, ?, ?, ?, ?, ?)`},
+		{&w.insertNode, `INSERT INTO tree (level, idx, hash) VALUES (?, ?, ?)`},
+		{&w.maxCheckpoint, `SELECT COALESCE(MAX(size), 0) FROM checkpoints`},
+		{&w.insertCheckpoint, `INSERT INTO checkpoints (size, root, note, signed_at) VALUES (?, ?, ?, ?)`},
 	} {
 		st, err := s.wdb.PrepareContext(ctx, p.sql)
 		if err != nil {
+			for _, done := range []*sql.Stmt{w.findID, w.lastRev, w.readRange, w.insertEvent, w.insertNode, w.maxCheckpoint} {
+				if done != nil {
+					done.Close()
+				}
+			}
 			return err
 		}
 		*p.dst = st
 	}
+	s.w = w
 	return nil
 }
 
