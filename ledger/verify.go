@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"iter"
 	"slices"
@@ -18,6 +19,17 @@ type Leaf struct {
 	Position  uint64
 	Canonical []byte
 	Stored    []byte
+	// Index holds the id, stream and revision the store keeps beside the
+	// event to find it by; nil if it keeps none. They must agree with the
+	// envelope, or readers by stream or id would be misled.
+	Index *Index
+}
+
+// Index is what a store indexes an event by.
+type Index struct {
+	ID       string
+	Stream   string
+	Revision uint64
 }
 
 // VerifiableLog is what Verify reads from a store.
@@ -132,6 +144,10 @@ func Verify(ctx context.Context, log VerifiableLog, opts VerifyOptions) (Report,
 	ti := 0
 	for leaf, err := range log.Leaves(ctx) {
 		if err != nil {
+			var f *Failure
+			if errors.As(err, &f) {
+				return rep, f
+			}
 			return rep, fmt.Errorf("read log: %w", err)
 		}
 		if leaf.Position != next {
@@ -143,6 +159,10 @@ func Verify(ctx context.Context, log VerifiableLog, opts VerifyOptions) (Report,
 		}
 		if err := checkEnvelope(leaf.Canonical, revisions); err != nil {
 			return rep, &Failure{Position: int64(next), Reason: err.Error()}
+		}
+		if x := leaf.Index; x != nil && !bytes.Contains(leaf.Canonical, indexBytes(x)) {
+			return rep, &Failure{Position: int64(next), Reason: fmt.Sprintf(
+				"the stored index (id %s, stream %s, revision %d) disagrees with the event: readers by stream or id would be misled", x.ID, x.Stream, x.Revision)}
 		}
 		if err := rng.Append(h, nil); err != nil {
 			return rep, err
@@ -195,6 +215,14 @@ func openPinned(n []byte, opts VerifyOptions) (Checkpoint, error) {
 		return Checkpoint{}, &Failure{Position: -1, Checkpoint: cp.Size, Reason: fmt.Sprintf("origin %q, want %q", cp.Origin, opts.Origin)}
 	}
 	return cp, nil
+}
+
+// indexBytes is how the indexed members read inside canonical bytes.
+func indexBytes(x *Index) []byte {
+	b := appendString([]byte(`,"id":`), x.ID)
+	b = strconv.AppendUint(append(b, `,"revision":`...), x.Revision, 10)
+	b = appendString(append(b, `,"stream":`...), x.Stream)
+	return append(b, ',')
 }
 
 // envelopeKey holds what verification needs of an envelope.

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -487,7 +488,7 @@ func (s *Store) Leaves(ctx context.Context) iter.Seq2[ledger.Leaf, error] {
 		pages := make(chan page, 2)
 		go func() {
 			defer close(pages)
-			var from int64
+			from := int64(math.MinInt64) // rows below 0 were not written by Docket
 			for {
 				leaves, err := s.leafPage(ctx, from)
 				select {
@@ -519,7 +520,7 @@ const leafPageSize = 8192
 
 func (s *Store) leafPage(ctx context.Context, from int64) ([]ledger.Leaf, error) {
 	rows, err := s.rdb.QueryContext(ctx,
-		`SELECT position, canonical, leaf FROM events WHERE position >= ? ORDER BY position LIMIT ?`, from, leafPageSize)
+		`SELECT position, canonical, leaf, id, stream, revision FROM events WHERE position >= ? ORDER BY position LIMIT ?`, from, leafPageSize)
 	if err != nil {
 		return nil, err
 	}
@@ -527,11 +528,15 @@ func (s *Store) leafPage(ctx context.Context, from int64) ([]ledger.Leaf, error)
 	page := make([]ledger.Leaf, 0, leafPageSize)
 	for rows.Next() {
 		var l ledger.Leaf
-		var pos int64
-		if err := rows.Scan(&pos, &l.Canonical, &l.Stored); err != nil {
+		var pos, rev int64
+		var x ledger.Index
+		if err := rows.Scan(&pos, &l.Canonical, &l.Stored, &x.ID, &x.Stream, &rev); err != nil {
 			return nil, err
 		}
-		l.Position = uint64(pos)
+		if pos < 0 || rev < 0 {
+			return nil, &ledger.Failure{Position: pos, Reason: fmt.Sprintf("a row at position %d, revision %d: Docket never writes negative positions or revisions", pos, rev)}
+		}
+		l.Position, x.Revision, l.Index = uint64(pos), uint64(rev), &x
 		page = append(page, l)
 	}
 	return page, rows.Err()

@@ -248,6 +248,24 @@ func TestVerifyCatchesTampering(t *testing.T) {
 			position: 30, reason: "log truncated",
 		},
 		{
+			name:     "an event's stream column moved to hide it from its stream",
+			edit:     func(t *testing.T, db execer) { exec(t, db, `UPDATE events SET stream = 'hidden' WHERE position = 17`) },
+			position: 17, reason: "stored index",
+		},
+		{
+			name:     "an event's revision column changed to reorder its stream",
+			edit:     func(t *testing.T, db execer) { exec(t, db, `UPDATE events SET revision = 999 WHERE position = 17`) },
+			position: 17, reason: "stored index",
+		},
+		{
+			name: "a row forged at a negative position",
+			edit: func(t *testing.T, db execer) {
+				forged := []byte(`{"actor":{"id":"mallory","kind":"human"},"data":{},"id":"forged-3","revision":500,"stream":"change-1","time":"2026-01-01T00:00:00Z","type":"PlanApproved"}`)
+				exec(t, db, `INSERT INTO events (position, id, stream, revision, leaf, canonical) VALUES (-5, 'forged-3', 'change-1', 500, ?, ?)`, ledger.LeafHash(forged), forged)
+			},
+			position: -5, reason: "negative",
+		},
+		{
 			name: "event appended after the last checkpoint",
 			edit: func(t *testing.T, db execer) {
 				forged := []byte(`{"actor":{"id":"mallory","kind":"human"},"data":{},"id":"forged-2","revision":0,"stream":"forged","time":"2026-01-01T00:00:00Z","type":"PlanApproved"}`)
