@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -40,6 +42,8 @@ type Checkpointer struct {
 	now      func() time.Time
 	logger   *slog.Logger
 
+	witness Witness
+
 	mu      sync.Mutex // serialises Sign
 	lastErr error
 }
@@ -52,6 +56,8 @@ type CheckpointerConfig struct {
 	Now func() time.Time
 	// Logger receives signing failures (default slog.Default()).
 	Logger *slog.Logger
+	// Witness, if set, remembers the last signed checkpoint outside the log.
+	Witness Witness
 }
 
 // NewCheckpointer returns a Checkpointer for log whose notes signer signs;
@@ -66,7 +72,7 @@ func NewCheckpointer(log CheckpointLog, signer *anchors.NoteSigner, cfg Checkpoi
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Checkpointer{log: log, signer: signer, interval: cfg.Interval, now: cfg.Now, logger: cfg.Logger}
+	return &Checkpointer{log: log, signer: signer, interval: cfg.Interval, now: cfg.Now, logger: cfg.Logger, witness: cfg.Witness}
 }
 
 // Sign signs and stores a checkpoint of the current tree head if the tree
@@ -86,36 +92,48 @@ func (c *Checkpointer) sign(ctx context.Context) (Checkpoint, bool, error) {
 		return Checkpoint{}, false, fmt.Errorf("checkpoint: %w", err)
 	}
 	origin := c.signer.Name()
-	note, found, err := c.log.LatestCheckpoint(ctx)
+	last, found, err := c.latestStored(ctx, origin)
 	if err != nil {
-		return Checkpoint{}, false, fmt.Errorf("checkpoint: %w", err)
+		return Checkpoint{}, false, err
 	}
-	var last Checkpoint
-	if found {
-		if last, err = CheckpointBody(note); err != nil {
-			return Checkpoint{}, false, fmt.Errorf("checkpoint: latest stored: %w", err)
-		}
-		if last.Origin != origin {
-			return last, false, fmt.Errorf("checkpoint: latest stored has origin %q, signer signs for %q", last.Origin, origin)
-		}
-		if size < last.Size {
-			return last, false, fmt.Errorf("checkpoint: log has %d events, the latest checkpoint commits to %d: %w", size, last.Size, ErrInconsistent)
-		}
-		if size == last.Size {
-			if !bytes.Equal(root, last.Root) {
-				return last, false, fmt.Errorf("checkpoint: root at size %d differs from the signed one: %w", size, ErrInconsistent)
-			}
-			return last, false, nil
-		}
-		p, err := ConsistencyProof(ctx, c.log, last.Size, size)
+	// The base the new tree must extend: what this signer last signed, as
+	// the witness remembers it outside the database; else the stored one.
+	base, haveBase := last, found
+	if c.witness != nil {
+		wnote, err := c.witness.Load()
 		if err != nil {
-			return last, false, fmt.Errorf("checkpoint: %w", err)
+			return last, false, fmt.Errorf("checkpoint: witness: %w", err)
 		}
-		if err := VerifyConsistency(last.Size, size, p, last.Root, root); err != nil {
-			return last, false, fmt.Errorf("checkpoint: sizes %d → %d: %v: %w", last.Size, size, err, ErrInconsistent)
+		if wnote != nil {
+			w, err := CheckpointBody(wnote)
+			if err != nil {
+				return last, false, fmt.Errorf("checkpoint: witness: %w", err)
+			}
+			if !found || last.Size < w.Size {
+				return last, false, fmt.Errorf("checkpoint: the stored checkpoints end at size %d, but this signer signed size %d: checkpoints were removed: %w", last.Size, w.Size, ErrInconsistent)
+			}
+			if w.Origin != origin {
+				return last, false, fmt.Errorf("checkpoint: the witness holds origin %q, the signer signs for %q", w.Origin, origin)
+			}
+			base, haveBase = w, true
+		}
+	}
+	if haveBase {
+		if err := c.extends(ctx, base, size, root); err != nil {
+			return last, false, err
+		}
+		if found && last.Size > base.Size {
+			// Signed and stored, but the witness missed it (a crash between
+			// the two): the stored one must extend the witnessed one too.
+			if err := c.extends(ctx, base, last.Size, last.Root); err != nil {
+				return last, false, err
+			}
 		}
 	} else if size == 0 {
 		return Checkpoint{}, false, nil
+	}
+	if found && last.Size >= size {
+		return last, false, c.remember(ctx, last)
 	}
 	cp := Checkpoint{Origin: origin, Size: size, Root: root}
 	signedNote, err := c.signer.SignNote(ctx, cp.Body())
@@ -125,7 +143,110 @@ func (c *Checkpointer) sign(ctx context.Context) (Checkpoint, bool, error) {
 	if err := c.log.AddCheckpoint(ctx, cp, signedNote); err != nil {
 		return last, false, fmt.Errorf("checkpoint: store: %w", err)
 	}
+	if c.witness != nil {
+		if err := c.witness.Save(signedNote); err != nil {
+			return cp, true, fmt.Errorf("checkpoint: witness: %w", err)
+		}
+	}
 	return cp, true, nil
+}
+
+// latestStored returns the body of the latest stored checkpoint.
+func (c *Checkpointer) latestStored(ctx context.Context, origin string) (Checkpoint, bool, error) {
+	note, found, err := c.log.LatestCheckpoint(ctx)
+	if err != nil || !found {
+		return Checkpoint{}, false, err
+	}
+	last, err := CheckpointBody(note)
+	if err != nil {
+		return Checkpoint{}, false, fmt.Errorf("checkpoint: latest stored: %w", err)
+	}
+	if last.Origin != origin {
+		return last, false, fmt.Errorf("checkpoint: latest stored has origin %q, signer signs for %q", last.Origin, origin)
+	}
+	return last, true, nil
+}
+
+// remember brings the witness up to the latest stored checkpoint.
+func (c *Checkpointer) remember(ctx context.Context, last Checkpoint) error {
+	if c.witness == nil {
+		return nil
+	}
+	note, _, err := c.log.LatestCheckpoint(ctx)
+	if err != nil {
+		return err
+	}
+	w, err := c.witness.Load()
+	if err != nil || bytes.Equal(w, note) {
+		return err
+	}
+	return c.witness.Save(note)
+}
+
+// extends checks that the tree of the given size and root extends base.
+func (c *Checkpointer) extends(ctx context.Context, base Checkpoint, size uint64, root []byte) error {
+	switch {
+	case size < base.Size:
+		return fmt.Errorf("checkpoint: log has %d events, a signed checkpoint commits to %d: %w", size, base.Size, ErrInconsistent)
+	case size == base.Size:
+		if !bytes.Equal(root, base.Root) {
+			return fmt.Errorf("checkpoint: root at size %d differs from the signed one: %w", size, ErrInconsistent)
+		}
+		return nil
+	}
+	p, err := ConsistencyProof(ctx, c.log, base.Size, size)
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := VerifyConsistency(base.Size, size, p, base.Root, root); err != nil {
+		return fmt.Errorf("checkpoint: sizes %d → %d: %v: %w", base.Size, size, err, ErrInconsistent)
+	}
+	return nil
+}
+
+// Witness keeps the last checkpoint a signer signed outside the database
+// it checkpoints, so an attacker who rewrites the database, and deletes the
+// checkpoints that would expose it, cannot get the rewrite signed.
+//
+// Load returns the saved note, or nil when none was saved. Save MUST
+// replace it atomically and durably.
+type Witness interface {
+	Load() ([]byte, error)
+	Save(note []byte) error
+}
+
+// FileWitness is a Witness in a file (mode 0600).
+type FileWitness string
+
+// Load reads the file; a missing file is no note.
+func (f FileWitness) Load() ([]byte, error) {
+	b, err := os.ReadFile(string(f))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return b, err
+}
+
+// Save writes the note to a temporary file, syncs it and renames it over
+// the file.
+func (f FileWitness) Save(note []byte) error {
+	tmp := string(f) + ".tmp"
+	fh, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := fh.Write(note); err != nil {
+		fh.Close()
+		return err
+	}
+	if err := fh.Sync(); err != nil {
+		fh.Close()
+		return err
+	}
+	if err := fh.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, string(f))
 }
 
 // Err returns the outcome of the last signing attempt (nil when it worked).

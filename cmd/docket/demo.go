@@ -43,7 +43,7 @@ Then it signs a checkpoint and verifies the whole ledger.`,
 		}
 		// The demo's story spans the last 90 days.
 		clock := &demoClock{t: time.Now().UTC().Add(-90 * 24 * time.Hour)}
-		s, err := sqlite.Open(ctx, ledgerPath(*data), sqlite.Options{Signer: signer, Now: clock.now})
+		s, err := sqlite.Open(ctx, ledgerPath(*data), sqlite.Options{Signer: signer, Now: clock.now, WitnessPath: witnessPath(*data)})
 		if err != nil {
 			return err
 		}

@@ -128,3 +128,7 @@ func envOr(key, def string) string {
 // Paths inside a data directory.
 func ledgerPath(data string) string { return filepath.Join(data, "ledger.db") }
 func keyPath(data string) string    { return filepath.Join(data, "keys", "checkpoint.pem") }
+
+// witnessPath holds the last signed checkpoint beside the key, outside the
+// database it vouches for.
+func witnessPath(data string) string { return filepath.Join(data, "keys", "last-checkpoint") }

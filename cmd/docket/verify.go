@@ -155,5 +155,5 @@ func openWritable(ctx context.Context, data string) (*sqlite.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return sqlite.Open(ctx, ledgerPath(data), sqlite.Options{Signer: signer})
+	return sqlite.Open(ctx, ledgerPath(data), sqlite.Options{Signer: signer, WitnessPath: witnessPath(data)})
 }

@@ -52,6 +52,9 @@ type Options struct {
 	Logger *slog.Logger
 	// ReadOnly opens an existing ledger for reading and verification only.
 	ReadOnly bool
+	// WitnessPath, if set, is a file outside the database where the last
+	// signed checkpoint is kept (see ledger.Witness). Keep it beside the key.
+	WitnessPath string
 }
 
 // storedLevel is the lowest tree level kept in the tree table.
@@ -202,9 +205,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		go s.writer(context.WithoutCancel(ctx))
 	}
 	if s.noteSigner != nil {
-		s.checkpointer = ledger.NewCheckpointer(s, s.noteSigner, ledger.CheckpointerConfig{
-			Interval: opts.CheckpointInterval, Logger: s.logger,
-		})
+		cfg := ledger.CheckpointerConfig{Interval: opts.CheckpointInterval, Logger: s.logger}
+		if opts.WitnessPath != "" {
+			cfg.Witness = ledger.FileWitness(opts.WitnessPath)
+		}
+		s.checkpointer = ledger.NewCheckpointer(s, s.noteSigner, cfg)
 		cpCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		s.stopCP, s.cpDone = cancel, make(chan struct{})
 		go func() {

@@ -262,3 +262,38 @@ func TestSignerRefusesInconsistentTree(t *testing.T) {
 		t.Fatalf("%d checkpoints stored, want only the original 1", len(notes))
 	}
 }
+
+// TestWitnessRefusesLaunderedRewrite: an attacker rewrites an event,
+// recomputes every stored hash, and deletes the checkpoints that would
+// expose it, as if the process had crashed. The witness beside the key
+// remembers what was signed, and the signer refuses.
+func TestWitnessRefusesLaunderedRewrite(t *testing.T) {
+	for _, dropCheckpoints := range []bool{true, false} {
+		t.Run(fmt.Sprintf("checkpoints deleted %v", dropCheckpoints), func(t *testing.T) {
+			f := newFixture(t)
+			witness := filepath.Join(f.dir, "keys", "last-checkpoint")
+			s := f.open(t, sqlite.Options{WitnessPath: witness})
+			sizes := make([]int, 40)
+			for i := range sizes {
+				sizes[i] = 1
+			}
+			fill(t, s, sizes...)
+			s.Close()
+			tamper(t, f.db, func(db execer) {
+				c := bytes.Replace(canonicalAt(t, db, 17), []byte(`"Step"`), []byte(`"Stop"`), 1)
+				exec(t, db, `UPDATE events SET canonical = ?, leaf = ? WHERE position = 17`, c, ledger.LeafHash(c))
+				rehashTree(t, db)
+				if dropCheckpoints {
+					exec(t, db, `DELETE FROM checkpoints WHERE size > 17`)
+				}
+			})
+			s = f.open(t, sqlite.Options{WitnessPath: witness})
+			if _, err := s.Append(context.Background(), "s", ledger.Any, storetest.Event("E")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Checkpoint(context.Background()); !errors.Is(err, ledger.ErrInconsistent) {
+				t.Fatalf("signing the laundered log: got %v, want ErrInconsistent", err)
+			}
+		})
+	}
+}
