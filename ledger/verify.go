@@ -54,6 +54,10 @@ type VerifyOptions struct {
 	// each of them, so truncating or rewriting the tail is caught even if
 	// the stored checkpoints were truncated too.
 	Trusted [][]byte
+	// Live says a writer is running: events after the latest checkpoint are
+	// expected (it signs within a second) and are counted, not failed. At
+	// rest, a clean shutdown has signed everything, so they are a failure.
+	Live bool
 }
 
 // Report summarises a verified log.
@@ -64,6 +68,8 @@ type Report struct {
 	Checkpoints int
 	// Latest is the largest verified checkpoint.
 	Latest Checkpoint
+	// Unsigned counts events after Latest (only in Live verification).
+	Unsigned uint64
 }
 
 // Failure is a verification failure: the first thing found wrong.
@@ -195,7 +201,9 @@ func Verify(ctx context.Context, log VerifiableLog, opts VerifyOptions) (Report,
 		return rep, &Failure{Position: int64(next), Checkpoint: t.cp.Size, Reason: fmt.Sprintf(
 			"log truncated: it ends after %d events, but a signed checkpoint commits to %d", next, t.cp.Size)}
 	}
-	if rep.Latest.Size < next {
+	if rep.Latest.Size < next && opts.Live {
+		rep.Unsigned = next - rep.Latest.Size
+	} else if rep.Latest.Size < next {
 		return rep, &Failure{Position: int64(rep.Latest.Size), Reason: fmt.Sprintf(
 			"events %d..%d are not covered by any signed checkpoint", rep.Latest.Size, next-1)}
 	}

@@ -70,8 +70,12 @@ saved earlier (docket checkpoint > FILE, or --save-checkpoint) with
 			return err
 		}
 		took := time.Since(start)
-		fmt.Fprintf(c.OutOrStdout(), "ok: %d events, %d checkpoints, latest checkpoint size %d, key %s (%.0f events/s)\n",
-			rep.Events, rep.Checkpoints, rep.Latest.Size, strings.Join(pinned, ", "), float64(rep.Events)/took.Seconds())
+		live := ""
+		if rep.Unsigned > 0 {
+			live = fmt.Sprintf("; %d newer events not yet covered (a writer is running and signs within a second)", rep.Unsigned)
+		}
+		fmt.Fprintf(c.OutOrStdout(), "ok: %d events, %d checkpoints, latest checkpoint size %d, key %s (%.0f events/s)%s\n",
+			rep.Events, rep.Checkpoints, rep.Latest.Size, strings.Join(pinned, ", "), float64(rep.Events)/took.Seconds(), live)
 		if *save != "" {
 			n, err := latestCheckpoint(ctx, *data)
 			if err != nil {

@@ -27,3 +27,13 @@ func lockFile(path string) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// InUse reports whether a process has the ledger at path open for writing.
+func InUse(path string) bool {
+	f, err := lockFile(path + ".lock")
+	if err != nil {
+		return errors.Is(err, ErrLocked)
+	}
+	f.Close()
+	return false
+}
