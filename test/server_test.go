@@ -344,3 +344,34 @@ func checkProof(t *testing.T, data string, p map[string]any) {
 		t.Fatalf("inclusion proof: %v", err)
 	}
 }
+
+func TestRateLimitPerToken(t *testing.T) {
+	bin := buildDocket(t)
+	data := t.TempDir()
+	bob := secret(t, run(t, bin, "principals", "add", "bob", "--data", data, "--role", "auditor"))
+	ada := secret(t, run(t, bin, "principals", "add", "ada", "--data", data, "--role", "auditor"))
+	s := startCmd(t, exec.Command(bin, "serve", "--data", data, "--listen", "127.0.0.1:0", "--rate-limit", "2"))
+	status := func(token string) int {
+		req, _ := http.NewRequest("POST", s.url+"/graphql", strings.NewReader(`{"query":"{ me { id } }"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	limited := 0
+	for range 12 {
+		if status(bob) == http.StatusTooManyRequests {
+			limited++
+		}
+	}
+	if limited == 0 {
+		t.Fatal("12 quick requests at 2/s (burst 4) were never limited")
+	}
+	if code := status(ada); code != http.StatusOK {
+		t.Fatalf("another principal got %d: limits are per token", code)
+	}
+}

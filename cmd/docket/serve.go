@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v5/middleware"
 	"github.com/spf13/cobra"
 
+	"github.com/evidence-parity/docket/domain"
 	"github.com/evidence-parity/docket/domain/clerk"
 	"github.com/evidence-parity/docket/graph"
 	"github.com/evidence-parity/docket/ledger/sqlite"
@@ -32,6 +33,7 @@ func newServeCmd() *cobra.Command {
 	issuer := c.Flags().String("oidc-issuer", envOr("DOCKET_OIDC_ISSUER", ""), "accept OIDC ID tokens from this issuer (env DOCKET_OIDC_ISSUER)")
 	clientID := c.Flags().String("oidc-client-id", envOr("DOCKET_OIDC_CLIENT_ID", ""), "the audience ID tokens must carry (env DOCKET_OIDC_CLIENT_ID)")
 	claim := c.Flags().String("oidc-claim", envOr("DOCKET_OIDC_CLAIM", "email"), "the ID token claim that names the principal (env DOCKET_OIDC_CLAIM)")
+	rate := c.Flags().Float64("rate-limit", 500, "requests per second per bearer token (per address without one); 0 turns it off")
 	c.RunE = func(c *cobra.Command, _ []string) error {
 		ctx := c.Context()
 		logger := slog.Default()
@@ -60,7 +62,7 @@ func newServeCmd() *cobra.Command {
 			}
 			auth = o
 		}
-		e := newRouter(store, &graph.Resolver{Clerk: k, Auth: auth, Log: store, Projections: proj, Prover: store}, logger)
+		e := newRouter(store, &graph.Resolver{Clerk: k, Auth: auth, Log: store, Projections: proj, Prover: store}, logger, *rate)
 
 		ln, err := net.Listen("tcp", *listen)
 		if err != nil {
@@ -96,11 +98,23 @@ func newServeCmd() *cobra.Command {
 // newRouter is the server's HTTP surface: /graphql, /metrics, /healthz and
 // /readyz behind recovery, request ids, request logs, secure headers and a
 // body limit.
-func newRouter(store *sqlite.Store, r *graph.Resolver, logger *slog.Logger) *echo.Echo {
+func newRouter(store *sqlite.Store, r *graph.Resolver, logger *slog.Logger, rate float64) *echo.Echo {
 	gql := graph.NewHandler(r, logger, graph.Limits{})
 	m := newMetrics(store)
 	e := echo.New()
 	e.Use(middleware.Recover(), middleware.RequestID(), m.observe(logger), middleware.Secure(), middleware.BodyLimit(4<<20))
+	if rate > 0 {
+		e.Use(middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
+			Store: middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{Rate: rate, Burst: int(2 * rate), ExpiresIn: 3 * time.Minute}),
+			// Per principal: the bearer token (hashed, never kept), else the address.
+			IdentifierExtractor: func(c *echo.Context) (string, error) {
+				if h := c.Request().Header.Get("Authorization"); h != "" {
+					return domain.HashSecret(h), nil
+				}
+				return c.RealIP(), nil
+			},
+		}))
+	}
 	e.GET("/metrics", echo.WrapHandler(m.handler()))
 	e.Any("/graphql", echo.WrapHandler(gql))
 	e.GET("/healthz", func(c *echo.Context) error { return c.String(http.StatusOK, "ok\n") })
