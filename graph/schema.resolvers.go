@@ -295,6 +295,14 @@ func (r *queryResolver) Me(ctx context.Context) (*model.Me, error) {
 	return me, nil
 }
 
+// Agents is the resolver for the agents field.
+func (r *queryResolver) Agents(ctx context.Context) ([]*projections.AgentView, error) {
+	if _, err := actor(ctx); err != nil {
+		return nil, err
+	}
+	return r.Projections.Agents(ctx)
+}
+
 // Proof is the resolver for the proof field.
 func (r *queryResolver) Proof(ctx context.Context, eventID string) (*model.Proof, error) {
 	if _, err := actor(ctx); err != nil {

@@ -338,3 +338,30 @@ func (p *Projector) Replay(ctx context.Context, from uint64) error {
 	}
 	return p.CatchUp(ctx)
 }
+
+// AgentView is an entry of the agent inventory.
+type AgentView struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Owner   string `json:"owner"`
+	Harness string `json:"harness"`
+	Retired bool   `json:"retired"`
+}
+
+// Agents returns the agent inventory, by id.
+func (p *Projector) Agents(ctx context.Context) ([]*AgentView, error) {
+	rows, err := p.db.QueryContext(ctx, `SELECT id, name, owner, harness, retired FROM agents ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []*AgentView{}
+	for rows.Next() {
+		var a AgentView
+		if err := rows.Scan(&a.ID, &a.Name, &a.Owner, &a.Harness, &a.Retired); err != nil {
+			return nil, err
+		}
+		out = append(out, &a)
+	}
+	return out, rows.Err()
+}

@@ -8,6 +8,7 @@ package projections
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,26 +43,49 @@ type Answer struct {
 // ChangeView is everything the portal, the API and the binder show about a
 // change, computed from its stream alone.
 type ChangeView struct {
-	ID          string         `json:"id"`
-	Status      string         `json:"status"`
-	Version     int            `json:"version"`
-	PlanHash    string         `json:"planHash"`
-	Plan        domain.Plan    `json:"plan"`
-	Agent       string         `json:"agent"`
-	RequestedBy string         `json:"requestedBy"`
-	Approver    string         `json:"approver,omitempty"`
-	SubmittedAt time.Time      `json:"submittedAt"`
-	ApprovedAt  *time.Time     `json:"approvedAt,omitempty"`
-	PromotedAt  *time.Time     `json:"promotedAt,omitempty"`
-	Review      *domain.Review `json:"review,omitempty"`
-	Sessions    int            `json:"sessions"`
-	Actions     int            `json:"actions"`
-	OutOfScope  int            `json:"outOfScope"`
-	Exceptions  int            `json:"exceptions"`
-	Unresolved  int            `json:"unresolved"`
-	Answers     []Answer       `json:"answers"`
+	ID          string          `json:"id"`
+	Status      string          `json:"status"`
+	Version     int             `json:"version"`
+	PlanHash    string          `json:"planHash"`
+	Plan        domain.Plan     `json:"plan"`
+	Agent       string          `json:"agent"`
+	RequestedBy string          `json:"requestedBy"`
+	Approver    string          `json:"approver,omitempty"`
+	SubmittedAt time.Time       `json:"submittedAt"`
+	ApprovedAt  *time.Time      `json:"approvedAt,omitempty"`
+	PromotedAt  *time.Time      `json:"promotedAt,omitempty"`
+	Review      *domain.Review  `json:"review,omitempty"`
+	Sessions    []SessionView   `json:"sessions"`
+	Actions     int             `json:"actions"`
+	OutOfScope  int             `json:"outOfScope"`
+	Exceptions  []ExceptionView `json:"exceptions"`
+	Unresolved  int             `json:"unresolved"`
+	Answers     []Answer        `json:"answers"`
 	// Position is the log position of the change's last event.
 	Position uint64 `json:"position"`
+}
+
+// SessionView is one agent session of a change and its credential.
+type SessionView struct {
+	ID           string    `json:"id"`
+	Agent        string    `json:"agent"`
+	CredentialID string    `json:"credentialId"`
+	PlanHash     string    `json:"planHash"`
+	IssuedAt     time.Time `json:"issuedAt"`
+	ExpiresAt    time.Time `json:"expiresAt"`
+	Revoked      bool      `json:"revoked"`
+	Ended        bool      `json:"ended"`
+	Actions      int       `json:"actions"`
+}
+
+// ExceptionView is one exception of a change.
+type ExceptionView struct {
+	ID          string `json:"id"`
+	Kind        string `json:"kind"`
+	Session     string `json:"session,omitempty"`
+	Reason      string `json:"reason"`
+	Resolved    bool   `json:"resolved"`
+	Disposition string `json:"disposition,omitempty"`
 }
 
 // facts collects, while folding, the events that prove each fact.
@@ -129,13 +153,21 @@ func BuildChangeView(recs []ledger.Record) (*ChangeView, error) {
 		return nil, fmt.Errorf("%w: the stream has no plan", domain.ErrNotFound)
 	}
 	v := &ChangeView{ID: c.ID, Status: c.Status(), Version: c.Version, PlanHash: c.PlanHash, Plan: c.Plan, Agent: c.Agent,
-		RequestedBy: c.RequestedBy, SubmittedAt: c.SubmittedAt, Sessions: len(c.Sessions), Actions: len(f.actions),
-		OutOfScope: len(f.outOfScope), Exceptions: len(c.Exceptions), Position: last}
+		RequestedBy: c.RequestedBy, SubmittedAt: c.SubmittedAt, Actions: len(f.actions),
+		OutOfScope: len(f.outOfScope), Position: last, Sessions: []SessionView{}, Exceptions: []ExceptionView{}}
+	for _, s := range c.Sessions {
+		v.Sessions = append(v.Sessions, SessionView{ID: s.ID, Agent: s.Agent, CredentialID: s.CredentialID, PlanHash: s.PlanHash,
+			IssuedAt: s.IssuedAt, ExpiresAt: s.ExpiresAt, Revoked: s.Revoked, Ended: s.Ended, Actions: s.Actions})
+	}
+	slices.SortFunc(v.Sessions, func(a, b SessionView) int { return strings.Compare(a.ID, b.ID) })
 	for _, x := range c.Exceptions {
 		if !x.Resolved {
 			v.Unresolved++
 		}
+		v.Exceptions = append(v.Exceptions, ExceptionView{ID: x.ID, Kind: string(x.Kind), Session: x.Session, Reason: x.Reason,
+			Resolved: x.Resolved, Disposition: string(x.Disposition)})
 	}
+	slices.SortFunc(v.Exceptions, func(a, b ExceptionView) int { return strings.Compare(a.ID, b.ID) })
 	if c.Approval != nil {
 		v.Approver = c.Approval.Approver
 		t := c.Approval.At

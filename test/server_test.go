@@ -180,10 +180,18 @@ func TestServerLifecycleOverHTTP(t *testing.T) {
 			}
 		}
 	}
+	d = mustData(t)(s.gql(t, carol, `query($id: ID!) { change(id: $id) { sessions { agent ended revoked actions } exceptions { id } } }`, ref))
+	if c := d["change"].(map[string]any); len(c["exceptions"].([]any)) != 0 || len(c["sessions"].([]any)) != 1 ||
+		c["sessions"].([]any)[0].(map[string]any)["ended"] != true || c["sessions"].([]any)[0].(map[string]any)["actions"].(float64) != 1 {
+		t.Fatalf("change sessions and exceptions: %v", c)
+	}
 	// The list comes from the projections, which follow the ledger.
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		d = mustData(t)(s.gql(t, carol, `{ changes(first: 10, filter: {status: "promoted"}) { totalCount edges { node { id } } } }`, nil))
+		d = mustData(t)(s.gql(t, carol, `{ changes(first: 10, filter: {status: "promoted"}) { totalCount edges { node { id } } } agents { id owner } }`, nil))
 		if c := d["changes"].(map[string]any); c["totalCount"].(float64) == 1 {
+			if a := d["agents"].([]any); len(a) != 1 || a[0].(map[string]any)["owner"] != "alice" {
+				t.Fatalf("agents: %v", a)
+			}
 			break
 		}
 		if time.Now().After(deadline) {

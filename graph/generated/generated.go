@@ -47,6 +47,14 @@ type ComplexityRoot struct {
 		Verdicts func(childComplexity int) int
 	}
 
+	Agent struct {
+		Harness func(childComplexity int) int
+		ID      func(childComplexity int) int
+		Name    func(childComplexity int) int
+		Owner   func(childComplexity int) int
+		Retired func(childComplexity int) int
+	}
+
 	Answer struct {
 		Answer     func(childComplexity int) int
 		Attributes func(childComplexity int) int
@@ -111,6 +119,15 @@ type ComplexityRoot struct {
 		TestsFailed  func(childComplexity int) int
 		TestsPassed  func(childComplexity int) int
 		TestsSkipped func(childComplexity int) int
+	}
+
+	Exception struct {
+		Disposition func(childComplexity int) int
+		ID          func(childComplexity int) int
+		Kind        func(childComplexity int) int
+		Reason      func(childComplexity int) int
+		Resolved    func(childComplexity int) int
+		Session     func(childComplexity int) int
 	}
 
 	FreezePayload struct {
@@ -180,6 +197,7 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
+		Agents      func(childComplexity int) int
 		Change      func(childComplexity int, id string) int
 		Changes     func(childComplexity int, first *int, after *string, filter *model.ChangeFilter) int
 		Checkpoints func(childComplexity int, last *int) int
@@ -209,6 +227,18 @@ type ComplexityRoot struct {
 	ScopeRule struct {
 		Resource func(childComplexity int) int
 		Verbs    func(childComplexity int) int
+	}
+
+	Session struct {
+		Actions      func(childComplexity int) int
+		Agent        func(childComplexity int) int
+		CredentialID func(childComplexity int) int
+		Ended        func(childComplexity int) int
+		ExpiresAt    func(childComplexity int) int
+		ID           func(childComplexity int) int
+		IssuedAt     func(childComplexity int) int
+		PlanHash     func(childComplexity int) int
+		Revoked      func(childComplexity int) int
 	}
 
 	SessionPayload struct {
@@ -263,6 +293,7 @@ type QueryResolver interface {
 	Changes(ctx context.Context, first *int, after *string, filter *model.ChangeFilter) (*model.ChangeConnection, error)
 	Change(ctx context.Context, id string) (*projections.ChangeView, error)
 	Me(ctx context.Context) (*model.Me, error)
+	Agents(ctx context.Context) ([]*projections.AgentView, error)
 	Proof(ctx context.Context, eventID string) (*model.Proof, error)
 	Checkpoints(ctx context.Context, last *int) ([]*model.Checkpoint, error)
 }
@@ -300,6 +331,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ActionPayload.Verdicts(childComplexity), true
+
+	case "Agent.harness":
+		if e.ComplexityRoot.Agent.Harness == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Agent.Harness(childComplexity), true
+	case "Agent.id":
+		if e.ComplexityRoot.Agent.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Agent.ID(childComplexity), true
+	case "Agent.name":
+		if e.ComplexityRoot.Agent.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Agent.Name(childComplexity), true
+	case "Agent.owner":
+		if e.ComplexityRoot.Agent.Owner == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Agent.Owner(childComplexity), true
+	case "Agent.retired":
+		if e.ComplexityRoot.Agent.Retired == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Agent.Retired(childComplexity), true
 
 	case "Answer.answer":
 		if e.ComplexityRoot.Answer.Answer == nil {
@@ -560,6 +622,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.EvidenceSummary.TestsSkipped(childComplexity), true
+
+	case "Exception.disposition":
+		if e.ComplexityRoot.Exception.Disposition == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Exception.Disposition(childComplexity), true
+	case "Exception.id":
+		if e.ComplexityRoot.Exception.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Exception.ID(childComplexity), true
+	case "Exception.kind":
+		if e.ComplexityRoot.Exception.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Exception.Kind(childComplexity), true
+	case "Exception.reason":
+		if e.ComplexityRoot.Exception.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Exception.Reason(childComplexity), true
+	case "Exception.resolved":
+		if e.ComplexityRoot.Exception.Resolved == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Exception.Resolved(childComplexity), true
+	case "Exception.session":
+		if e.ComplexityRoot.Exception.Session == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Exception.Session(childComplexity), true
 
 	case "FreezePayload.freezeId":
 		if e.ComplexityRoot.FreezePayload.FreezeID == nil {
@@ -913,6 +1012,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Proof.Position(childComplexity), true
 
+	case "Query.agents":
+		if e.ComplexityRoot.Query.Agents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.Agents(childComplexity), true
 	case "Query.change":
 		if e.ComplexityRoot.Query.Change == nil {
 			break
@@ -1040,6 +1145,61 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ScopeRule.Verbs(childComplexity), true
+
+	case "Session.actions":
+		if e.ComplexityRoot.Session.Actions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Session.Actions(childComplexity), true
+	case "Session.agent":
+		if e.ComplexityRoot.Session.Agent == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Session.Agent(childComplexity), true
+	case "Session.credentialId":
+		if e.ComplexityRoot.Session.CredentialID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Session.CredentialID(childComplexity), true
+	case "Session.ended":
+		if e.ComplexityRoot.Session.Ended == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Session.Ended(childComplexity), true
+	case "Session.expiresAt":
+		if e.ComplexityRoot.Session.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Session.ExpiresAt(childComplexity), true
+	case "Session.id":
+		if e.ComplexityRoot.Session.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Session.ID(childComplexity), true
+	case "Session.issuedAt":
+		if e.ComplexityRoot.Session.IssuedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Session.IssuedAt(childComplexity), true
+	case "Session.planHash":
+		if e.ComplexityRoot.Session.PlanHash == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Session.PlanHash(childComplexity), true
+	case "Session.revoked":
+		if e.ComplexityRoot.Session.Revoked == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Session.Revoked(childComplexity), true
 
 	case "SessionPayload.credential":
 		if e.ComplexityRoot.SessionPayload.Credential == nil {
@@ -1249,6 +1409,8 @@ type Query {
   change(id: ID!): Change
   "Who the bearer is."
   me: Me!
+  "The agent inventory."
+  agents: [Agent!]!
 }
 
 type Mutation {
@@ -1315,12 +1477,41 @@ type Change {
   approvedAt: Time
   promotedAt: Time
   review: Review
-  sessions: Int!
+  sessions: [Session!]!
   actions: Int!
   outOfScope: Int!
-  exceptions: Int!
+  exceptions: [Exception!]!
   unresolved: Int!
   answers: [Answer!]!
+}
+
+type Session {
+  id: ID!
+  agent: String!
+  credentialId: String!
+  planHash: String!
+  issuedAt: Time!
+  expiresAt: Time!
+  revoked: Boolean!
+  ended: Boolean!
+  actions: Int!
+}
+
+type Exception {
+  id: ID!
+  kind: String!
+  session: String
+  reason: String!
+  resolved: Boolean!
+  disposition: String
+}
+
+type Agent {
+  id: ID!
+  name: String!
+  owner: String!
+  harness: String!
+  retired: Boolean!
 }
 
 type Plan {
@@ -1584,6 +1775,22 @@ func (ec *executionContext) childFields_ActionPayload(ctx context.Context, field
 	return nil, fmt.Errorf("no field named %q was found under type ActionPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_Agent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Agent_id(ctx, field)
+	case "name":
+		return ec.fieldContext_Agent_name(ctx, field)
+	case "owner":
+		return ec.fieldContext_Agent_owner(ctx, field)
+	case "harness":
+		return ec.fieldContext_Agent_harness(ctx, field)
+	case "retired":
+		return ec.fieldContext_Agent_retired(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Agent", field.Name)
+}
+
 func (ec *executionContext) childFields_Answer(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "question":
@@ -1714,6 +1921,24 @@ func (ec *executionContext) childFields_EvidenceSummary(ctx context.Context, fie
 		return ec.fieldContext_EvidenceSummary_low(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type EvidenceSummary", field.Name)
+}
+
+func (ec *executionContext) childFields_Exception(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Exception_id(ctx, field)
+	case "kind":
+		return ec.fieldContext_Exception_kind(ctx, field)
+	case "session":
+		return ec.fieldContext_Exception_session(ctx, field)
+	case "reason":
+		return ec.fieldContext_Exception_reason(ctx, field)
+	case "resolved":
+		return ec.fieldContext_Exception_resolved(ctx, field)
+	case "disposition":
+		return ec.fieldContext_Exception_disposition(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Exception", field.Name)
 }
 
 func (ec *executionContext) childFields_FreezePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1858,6 +2083,30 @@ func (ec *executionContext) childFields_ScopeRule(ctx context.Context, field gra
 		return ec.fieldContext_ScopeRule_verbs(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ScopeRule", field.Name)
+}
+
+func (ec *executionContext) childFields_Session(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Session_id(ctx, field)
+	case "agent":
+		return ec.fieldContext_Session_agent(ctx, field)
+	case "credentialId":
+		return ec.fieldContext_Session_credentialId(ctx, field)
+	case "planHash":
+		return ec.fieldContext_Session_planHash(ctx, field)
+	case "issuedAt":
+		return ec.fieldContext_Session_issuedAt(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_Session_expiresAt(ctx, field)
+	case "revoked":
+		return ec.fieldContext_Session_revoked(ctx, field)
+	case "ended":
+		return ec.fieldContext_Session_ended(ctx, field)
+	case "actions":
+		return ec.fieldContext_Session_actions(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Session", field.Name)
 }
 
 func (ec *executionContext) childFields_SessionPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2453,6 +2702,121 @@ func (ec *executionContext) fieldContext_ActionPayload_verdicts(_ context.Contex
 	return fc, nil
 }
 
+func (ec *executionContext) _Agent_id(ctx context.Context, field graphql.CollectedField, obj *projections.AgentView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Agent_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Agent_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Agent", field, false, false, "ID")
+}
+
+func (ec *executionContext) _Agent_name(ctx context.Context, field graphql.CollectedField, obj *projections.AgentView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Agent_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Agent_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Agent", field, false, false, "String")
+}
+
+func (ec *executionContext) _Agent_owner(ctx context.Context, field graphql.CollectedField, obj *projections.AgentView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Agent_owner(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Owner, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Agent_owner(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Agent", field, false, false, "String")
+}
+
+func (ec *executionContext) _Agent_harness(ctx context.Context, field graphql.CollectedField, obj *projections.AgentView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Agent_harness(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Harness, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Agent_harness(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Agent", field, false, false, "String")
+}
+
+func (ec *executionContext) _Agent_retired(ctx context.Context, field graphql.CollectedField, obj *projections.AgentView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Agent_retired(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Retired, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Agent_retired(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Agent", field, false, false, "Boolean")
+}
+
 func (ec *executionContext) _Answer_question(ctx context.Context, field graphql.CollectedField, obj *projections.Answer) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -2952,15 +3316,24 @@ func (ec *executionContext) _Change_sessions(ctx context.Context, field graphql.
 			return obj.Sessions, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
-			return ec.marshalNInt2int(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []projections.SessionView) graphql.Marshaler {
+			return ec.marshalNSession2ᚕgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐSessionViewᚄ(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_Change_sessions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Change", field, false, false, "Int")
+	fc = &graphql.FieldContext{
+		Object:     "Change",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Session(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Change_actions(ctx context.Context, field graphql.CollectedField, obj *projections.ChangeView) (ret graphql.Marshaler) {
@@ -3021,15 +3394,24 @@ func (ec *executionContext) _Change_exceptions(ctx context.Context, field graphq
 			return obj.Exceptions, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
-			return ec.marshalNInt2int(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []projections.ExceptionView) graphql.Marshaler {
+			return ec.marshalNException2ᚕgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐExceptionViewᚄ(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_Change_exceptions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Change", field, false, false, "Int")
+	fc = &graphql.FieldContext{
+		Object:     "Change",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Exception(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Change_unresolved(ctx context.Context, field graphql.CollectedField, obj *projections.ChangeView) (ret graphql.Marshaler) {
@@ -3489,6 +3871,144 @@ func (ec *executionContext) _EvidenceSummary_low(ctx context.Context, field grap
 }
 func (ec *executionContext) fieldContext_EvidenceSummary_low(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("EvidenceSummary", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Exception_id(ctx context.Context, field graphql.CollectedField, obj *projections.ExceptionView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Exception_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Exception_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Exception", field, false, false, "ID")
+}
+
+func (ec *executionContext) _Exception_kind(ctx context.Context, field graphql.CollectedField, obj *projections.ExceptionView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Exception_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Exception_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Exception", field, false, false, "String")
+}
+
+func (ec *executionContext) _Exception_session(ctx context.Context, field graphql.CollectedField, obj *projections.ExceptionView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Exception_session(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Session, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Exception_session(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Exception", field, false, false, "String")
+}
+
+func (ec *executionContext) _Exception_reason(ctx context.Context, field graphql.CollectedField, obj *projections.ExceptionView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Exception_reason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Exception_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Exception", field, false, false, "String")
+}
+
+func (ec *executionContext) _Exception_resolved(ctx context.Context, field graphql.CollectedField, obj *projections.ExceptionView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Exception_resolved(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Resolved, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Exception_resolved(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Exception", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _Exception_disposition(ctx context.Context, field graphql.CollectedField, obj *projections.ExceptionView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Exception_disposition(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Disposition, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Exception_disposition(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Exception", field, false, false, "String")
 }
 
 func (ec *executionContext) _FreezePayload_freezeId(ctx context.Context, field graphql.CollectedField, obj *model.FreezePayload) (ret graphql.Marshaler) {
@@ -4979,6 +5499,38 @@ func (ec *executionContext) fieldContext_Query_me(_ context.Context, field graph
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_agents(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_agents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().Agents(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*projections.AgentView) graphql.Marshaler {
+			return ec.marshalNAgent2ᚕᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐAgentViewᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_agents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Agent(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_proof(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5417,6 +5969,213 @@ func (ec *executionContext) _ScopeRule_verbs(ctx context.Context, field graphql.
 }
 func (ec *executionContext) fieldContext_ScopeRule_verbs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("ScopeRule", field, false, false, "Verb")
+}
+
+func (ec *executionContext) _Session_id(ctx context.Context, field graphql.CollectedField, obj *projections.SessionView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Session_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Session_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Session", field, false, false, "ID")
+}
+
+func (ec *executionContext) _Session_agent(ctx context.Context, field graphql.CollectedField, obj *projections.SessionView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Session_agent(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Agent, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Session_agent(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Session", field, false, false, "String")
+}
+
+func (ec *executionContext) _Session_credentialId(ctx context.Context, field graphql.CollectedField, obj *projections.SessionView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Session_credentialId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CredentialID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Session_credentialId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Session", field, false, false, "String")
+}
+
+func (ec *executionContext) _Session_planHash(ctx context.Context, field graphql.CollectedField, obj *projections.SessionView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Session_planHash(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PlanHash, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Session_planHash(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Session", field, false, false, "String")
+}
+
+func (ec *executionContext) _Session_issuedAt(ctx context.Context, field graphql.CollectedField, obj *projections.SessionView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Session_issuedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.IssuedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Session_issuedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Session", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Session_expiresAt(ctx context.Context, field graphql.CollectedField, obj *projections.SessionView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Session_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Session_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Session", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Session_revoked(ctx context.Context, field graphql.CollectedField, obj *projections.SessionView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Session_revoked(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Revoked, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Session_revoked(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Session", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _Session_ended(ctx context.Context, field graphql.CollectedField, obj *projections.SessionView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Session_ended(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Ended, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Session_ended(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Session", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _Session_actions(ctx context.Context, field graphql.CollectedField, obj *projections.SessionView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Session_actions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Actions, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Session_actions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Session", field, false, false, "Int")
 }
 
 func (ec *executionContext) _SessionPayload_sessionId(ctx context.Context, field graphql.CollectedField, obj *model.SessionPayload) (ret graphql.Marshaler) {
@@ -7799,6 +8558,59 @@ func (ec *executionContext) _ActionPayload(ctx context.Context, sel ast.Selectio
 	return out
 }
 
+var agentImplementors = []string{"Agent"}
+
+func (ec *executionContext) _Agent(ctx context.Context, sel ast.SelectionSet, obj *projections.AgentView) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, agentImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Agent")
+		case "id":
+			out.Values[i] = ec._Agent_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._Agent_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "owner":
+			out.Values[i] = ec._Agent_owner(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "harness":
+			out.Values[i] = ec._Agent_harness(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "retired":
+			out.Values[i] = ec._Agent_retired(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var answerImplementors = []string{"Answer"}
 
 func (ec *executionContext) _Answer(ctx context.Context, sel ast.SelectionSet, obj *projections.Answer) graphql.Marshaler {
@@ -8214,6 +9026,64 @@ func (ec *executionContext) _EvidenceSummary(ctx context.Context, sel ast.Select
 		case "low":
 			out.Values[i] = ec._EvidenceSummary_low(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var exceptionImplementors = []string{"Exception"}
+
+func (ec *executionContext) _Exception(ctx context.Context, sel ast.SelectionSet, obj *projections.ExceptionView) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, exceptionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Exception")
+		case "id":
+			out.Values[i] = ec._Exception_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "kind":
+			out.Values[i] = ec._Exception_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "session":
+			out.Values[i] = ec._Exception_session(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "reason":
+			out.Values[i] = ec._Exception_reason(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "resolved":
+			out.Values[i] = ec._Exception_resolved(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "disposition":
+			out.Values[i] = ec._Exception_disposition(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -8730,6 +9600,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_me(ctx, field)
 				})
+		case "agents":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_agents(ctx, field)
+				})
 		case "proof":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, false,
@@ -8925,6 +9801,79 @@ func (ec *executionContext) _ScopeRule(ctx context.Context, sel ast.SelectionSet
 			}
 		case "verbs":
 			out.Values[i] = ec._ScopeRule_verbs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var sessionImplementors = []string{"Session"}
+
+func (ec *executionContext) _Session(ctx context.Context, sel ast.SelectionSet, obj *projections.SessionView) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, sessionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Session")
+		case "id":
+			out.Values[i] = ec._Session_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "agent":
+			out.Values[i] = ec._Session_agent(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "credentialId":
+			out.Values[i] = ec._Session_credentialId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "planHash":
+			out.Values[i] = ec._Session_planHash(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "issuedAt":
+			out.Values[i] = ec._Session_issuedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expiresAt":
+			out.Values[i] = ec._Session_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "revoked":
+			out.Values[i] = ec._Session_revoked(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "ended":
+			out.Values[i] = ec._Session_ended(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "actions":
+			out.Values[i] = ec._Session_actions(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -9469,6 +10418,30 @@ func (ec *executionContext) marshalNActionPayload2ᚖgithubᚗcomᚋevidenceᚑp
 	return ec._ActionPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNAgent2ᚕᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐAgentViewᚄ(ctx context.Context, sel ast.SelectionSet, v []*projections.AgentView) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAgent2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐAgentView(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNAgent2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐAgentView(ctx context.Context, sel ast.SelectionSet, v *projections.AgentView) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Agent!")
+		return graphql.Null
+	}
+	return ec._Agent(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNAnswer2githubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐAnswer(ctx context.Context, sel ast.SelectionSet, v projections.Answer) graphql.Marshaler {
 	return ec._Answer(ctx, sel, &v)
 }
@@ -9626,6 +10599,26 @@ func (ec *executionContext) marshalNEvidenceSummary2ᚖgithubᚗcomᚋevidence�
 		return graphql.Null
 	}
 	return ec._EvidenceSummary(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNException2githubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐExceptionView(ctx context.Context, sel ast.SelectionSet, v projections.ExceptionView) graphql.Marshaler {
+	return ec._Exception(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNException2ᚕgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐExceptionViewᚄ(ctx context.Context, sel ast.SelectionSet, v []projections.ExceptionView) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNException2githubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐExceptionView(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalNFloat2float64(ctx context.Context, v any) (float64, error) {
@@ -9822,6 +10815,26 @@ func (ec *executionContext) unmarshalNScopeRuleInput2ᚕᚖgithubᚗcomᚋeviden
 func (ec *executionContext) unmarshalNScopeRuleInput2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚐRule(ctx context.Context, v any) (*domain.Rule, error) {
 	res, err := ec.unmarshalInputScopeRuleInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSession2githubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐSessionView(ctx context.Context, sel ast.SelectionSet, v projections.SessionView) graphql.Marshaler {
+	return ec._Session(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNSession2ᚕgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐSessionViewᚄ(ctx context.Context, sel ast.SelectionSet, v []projections.SessionView) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSession2githubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐSessionView(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) marshalNSessionPayload2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋgraphᚋmodelᚐSessionPayload(ctx context.Context, sel ast.SelectionSet, v *model.SessionPayload) graphql.Marshaler {
