@@ -53,8 +53,7 @@ func story(t testing.TB, w *clerktest.World) (clean, deviated, stamped string) {
 			}
 			cred = s2.Credential
 		}
-		k.AttachEvidence(ctx, cred, domain.EvidenceTest, "junit", clerktest.Fixture(t, "gotestsum-passing.xml"))
-		k.AttachEvidence(ctx, cred, domain.EvidenceScan, "sarif", clerktest.Fixture(t, "gosec-clean.sarif"))
+		w.Attach(t, cred, "gotestsum-passing.xml", "gosec-clean.sarif")
 		if err := k.RequestPromotion(ctx, w.Agent, id); err != nil {
 			t.Fatal(err)
 		}

@@ -132,12 +132,7 @@ func TestDeviationToRevocationAndResolvedException(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := k.AttachEvidence(ctx, ses2.Credential, domain.EvidenceTest, "junit", clerktest.Fixture(t, "gotestsum-passing.xml")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := k.AttachEvidence(ctx, ses2.Credential, domain.EvidenceScan, "sarif", clerktest.Fixture(t, "gosec-clean.sarif")); err != nil {
-		t.Fatal(err)
-	}
+	w.Attach(t, ses2.Credential, "gotestsum-passing.xml", "gosec-clean.sarif")
 	if err := k.RequestPromotion(ctx, w.Agent, id); !errors.Is(err, domain.ErrGateFailed) {
 		t.Fatalf("promotion with an open deviation: %v", err)
 	}
@@ -262,22 +257,9 @@ func TestEvidenceGatesPromotion(t *testing.T) {
 	w := clerktest.NewWorld(t)
 	ctx := context.Background()
 	k := w.Clerk
-	id, hash, _ := k.SubmitPlan(ctx, w.Agent, "", "alice", clerktest.Plan())
-	w.Advance(10 * time.Minute)
-	if err := k.Approve(ctx, w.Bob, id, hash, ""); err != nil {
-		t.Fatal(err)
-	}
-	ses, err := k.RequestSession(ctx, w.Agent, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := k.AttachEvidence(ctx, ses.Credential, domain.EvidenceTest, "junit", clerktest.Fixture(t, "gotestsum-failing.xml")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := k.AttachEvidence(ctx, ses.Credential, domain.EvidenceScan, "sarif", clerktest.Fixture(t, "gosec-findings.sarif")); err != nil {
-		t.Fatal(err)
-	}
-	err = k.RequestPromotion(ctx, w.Agent, id)
+	id, _, ses := w.Approved(t)
+	w.Attach(t, ses.Credential, "gotestsum-failing.xml", "gosec-findings.sarif")
+	err := k.RequestPromotion(ctx, w.Agent, id)
 	if !errors.Is(err, domain.ErrGateFailed) || !strings.Contains(err.Error(), "tests_passed") || !strings.Contains(err.Error(), "scan_clean") {
 		t.Fatalf("promotion with a failing test and a high finding: %v", err)
 	}
@@ -326,12 +308,7 @@ func TestEmergencyChange(t *testing.T) {
 	if ses.ExpiresAt.After(time.Unix(0, w.Now().UnixNano()).Add(24 * time.Hour)) {
 		t.Fatalf("credential outlives the emergency window: %v", ses.ExpiresAt)
 	}
-	if _, err := k.AttachEvidence(ctx, ses.Credential, domain.EvidenceTest, "junit", clerktest.Fixture(t, "gotestsum-passing.xml")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := k.AttachEvidence(ctx, ses.Credential, domain.EvidenceScan, "sarif", clerktest.Fixture(t, "gosec-clean.sarif")); err != nil {
-		t.Fatal(err)
-	}
+	w.Attach(t, ses.Credential, "gotestsum-passing.xml", "gosec-clean.sarif")
 	w.Advance(25 * time.Hour)
 	// Overdue: the gate opens an exception and refuses.
 	if err := k.RequestPromotion(ctx, w.Agent, id); !errors.Is(err, domain.ErrGateFailed) {

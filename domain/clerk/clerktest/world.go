@@ -134,3 +134,40 @@ func (w *World) Verify(t testing.TB) {
 	}
 	t.Logf("ledger verified: %d events, %d checkpoints", rep.Events, rep.Checkpoints)
 }
+
+// Attach attaches a test report and a scan report from domain/report/testdata
+// under a session credential.
+func (w *World) Attach(t testing.TB, credential, tests, scan string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := w.Clerk.AttachEvidence(ctx, credential, domain.EvidenceTest, "junit", Fixture(t, tests)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Clerk.AttachEvidence(ctx, credential, domain.EvidenceScan, "sarif", Fixture(t, scan)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Approved submits Plan(), has bob approve it after a ten-minute review,
+// and starts a session. It returns the change id, its plan hash and the
+// session.
+func (w *World) Approved(t testing.TB) (string, string, clerk.Session) {
+	t.Helper()
+	ctx := context.Background()
+	id, hash, err := w.Clerk.SubmitPlan(ctx, w.Agent, "", "alice", Plan())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Clerk.ViewPlan(ctx, w.Bob, id); err != nil {
+		t.Fatal(err)
+	}
+	w.Advance(10 * time.Minute)
+	if err := w.Clerk.Approve(ctx, w.Bob, id, hash, ""); err != nil {
+		t.Fatal(err)
+	}
+	ses, err := w.Clerk.RequestSession(ctx, w.Agent, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id, hash, ses
+}
