@@ -98,6 +98,7 @@ type Store struct {
 	commits, appends atomic.Uint64
 	lock             *os.File // held while open for writing
 
+	r    readStmts         // prepared once: parsing SQL cost more than reading
 	rng  *compact.Range    // owned by the writer goroutine
 	revs map[string]uint64 // writer's cache: stream → next revision
 	w    writeStmts
@@ -196,6 +197,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		s.wdb.SetMaxOpenConns(1)
 	}
 	if err := s.init(ctx, opts); err != nil {
+		s.closeDBs()
+		return nil, fmt.Errorf("open ledger %s: %w", path, err)
+	}
+	if err := s.prepareReads(ctx); err != nil {
 		s.closeDBs()
 		return nil, fmt.Errorf("open ledger %s: %w", path, err)
 	}
@@ -337,8 +342,27 @@ func (s *Store) Close() error {
 	return errors.Join(errs...)
 }
 
+// readStmts are the hot read queries, prepared on the reader pool.
+type readStmts struct {
+	readStream, page *sql.Stmt
+}
+
+func (s *Store) prepareReads(ctx context.Context) error {
+	var err error
+	if s.r.readStream, err = s.rdb.PrepareContext(ctx, `SELECT position, canonical FROM events WHERE stream = ? AND revision >= ? ORDER BY revision`); err != nil {
+		return err
+	}
+	s.r.page, err = s.rdb.PrepareContext(ctx, `SELECT position, canonical FROM events WHERE position >= ? ORDER BY position LIMIT ?`)
+	return err
+}
+
 func (s *Store) closeDBs() error {
 	var errs []error
+	for _, st := range []*sql.Stmt{s.r.readStream, s.r.page} {
+		if st != nil {
+			st.Close()
+		}
+	}
 	if s.lock != nil {
 		errs = append(errs, s.lock.Close()) // releases the lock
 	}
@@ -371,8 +395,7 @@ func isNoSuchTable(err error) bool {
 
 // ReadStream returns a stream's records from revision from on.
 func (s *Store) ReadStream(ctx context.Context, stream string, from uint64) ([]ledger.Record, error) {
-	rows, err := s.rdb.QueryContext(ctx,
-		`SELECT position, canonical FROM events WHERE stream = ? AND revision >= ? ORDER BY revision`, stream, int64(from))
+	rows, err := s.r.readStream.QueryContext(ctx, stream, int64(from))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", stream, err)
 	}
@@ -447,8 +470,7 @@ func (s *Store) Subscribe(ctx context.Context, from uint64) iter.Seq2[ledger.Rec
 }
 
 func (s *Store) page(ctx context.Context, from uint64) ([]ledger.Record, error) {
-	rows, err := s.rdb.QueryContext(ctx,
-		`SELECT position, canonical FROM events WHERE position >= ? ORDER BY position LIMIT ?`, int64(from), pageSize)
+	rows, err := s.r.page.QueryContext(ctx, int64(from), pageSize)
 	if err != nil {
 		return nil, fmt.Errorf("read log: %w", err)
 	}
