@@ -40,10 +40,10 @@ func (p *Projector) List(ctx context.Context, f Filter, first int, after string)
 	var args []any
 	add := func(cond string, a ...any) { where = append(where, cond); args = append(args, a...) }
 	if f.PromotedFrom != nil {
-		add("promoted_at >= ?", f.PromotedFrom.UTC().Format(time.RFC3339Nano))
+		add("promoted_at >= ?", f.PromotedFrom.UTC().Format(sortableTime))
 	}
 	if f.PromotedTo != nil {
-		add("promoted_at < ?", f.PromotedTo.UTC().Format(time.RFC3339Nano))
+		add("promoted_at < ?", f.PromotedTo.UTC().Format(sortableTime))
 	}
 	if f.Status != "" {
 		add("status = ?", f.Status)
@@ -119,5 +119,10 @@ func decodeCursor(c string) (string, string, error) {
 
 // Cursor is the paging cursor that points just after v.
 func Cursor(v *ChangeView) string {
-	return encodeCursor(v.SubmittedAt.UTC().Format(time.RFC3339Nano), v.ID)
+	return encodeCursor(v.SubmittedAt.UTC().Format(sortableTime), v.ID)
 }
+
+// sortableTime is how times are stored in the read models: fixed width, so
+// that text order is time order (RFC3339Nano drops trailing zeros, and
+// "…:05Z" sorts after "…:05.1Z").
+const sortableTime = "2006-01-02T15:04:05.000000000Z"

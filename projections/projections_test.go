@@ -171,3 +171,46 @@ func TestLiveProjectionAnswersAndRebuild(t *testing.T) {
 		t.Fatal("replaying the log over the projection changed it")
 	}
 }
+
+func TestPagingOrdersByTime(t *testing.T) {
+	w := clerktest.NewWorld(t)
+	ctx := context.Background()
+	// Submission times with and without fractions of a second, which
+	// RFC 3339 text would sort wrongly.
+	var ids []string
+	for _, step := range []time.Duration{time.Second, 100 * time.Millisecond, 900 * time.Millisecond, time.Second} {
+		w.Advance(step)
+		id, _, err := w.Clerk.SubmitPlan(ctx, w.Agent, "", "alice", clerktest.Plan())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	p, err := projections.Open(ctx, filepath.Join(t.TempDir(), "p.db"), w.Store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	after := ""
+	for {
+		page, err := p.List(ctx, projections.Filter{}, 1, after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range page.Views {
+			got = append(got, v.ID)
+		}
+		if !page.HasNext {
+			break
+		}
+		after = page.EndCursor
+	}
+	slices.Reverse(ids)
+	if !slices.Equal(got, ids) {
+		t.Fatalf("pages gave %v, want newest first %v", got, ids)
+	}
+}

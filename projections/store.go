@@ -278,12 +278,12 @@ func upsertChange(ctx context.Context, tx *sql.Tx, v *ChangeView) error {
 	}
 	var promoted any
 	if v.PromotedAt != nil {
-		promoted = v.PromotedAt.UTC().Format(time.RFC3339Nano)
+		promoted = v.PromotedAt.UTC().Format(sortableTime)
 	}
 	_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO changes (id, status, agent, requested_by, approver, emergency, has_deviation, submitted_at, promoted_at, position, view)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		v.ID, v.Status, v.Agent, v.RequestedBy, v.Approver, v.Plan.Emergency, v.OutOfScope > 0,
-		v.SubmittedAt.UTC().Format(time.RFC3339Nano), promoted, int64(v.Position), view)
+		v.SubmittedAt.UTC().Format(sortableTime), promoted, int64(v.Position), view)
 	return err
 }
 
