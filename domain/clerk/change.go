@@ -152,15 +152,13 @@ func sessionRef(secret string) (string, string, error) {
 // sessionActor is the ledger actor for events recorded under a session
 // credential: the session's agent and the credential's id (never the
 // secret). An unknown session gets a placeholder; its commands are refused.
-func (k *Clerk) sessionActor(ctx context.Context, changeID, sessionID string) (ledger.Actor, error) {
-	c, _, err := load[domain.Change](ctx, k, domain.ChangeStream(changeID))
-	if err != nil {
-		return ledger.Actor{}, err
+func sessionActor(sessionID string) func(c *domain.Change) ledger.Actor {
+	return func(c *domain.Change) ledger.Actor {
+		if s := c.Sessions[sessionID]; s != nil {
+			return ledger.Actor{Kind: ledger.ActorAgent, ID: s.Agent, Credential: s.CredentialID}
+		}
+		return ledger.Actor{Kind: ledger.ActorAgent, ID: "unknown-session"}
 	}
-	if s := c.Sessions[sessionID]; s != nil {
-		return ledger.Actor{Kind: ledger.ActorAgent, ID: s.Agent, Credential: s.CredentialID}, nil
-	}
-	return ledger.Actor{Kind: ledger.ActorAgent, ID: "unknown-session"}, nil
 }
 
 // RecordAction records an action under a session credential, checked
@@ -173,13 +171,9 @@ func (k *Clerk) RecordAction(ctx context.Context, credential, kind string, uses 
 	if err != nil {
 		return domain.ActionRecorded{}, err
 	}
-	actor, err := k.sessionActor(ctx, changeID, sessionID)
-	if err != nil {
-		return domain.ActionRecorded{}, err
-	}
 	var rec domain.ActionRecorded
 	exception := newID("exc-")
-	recs, err := update[domain.Change](ctx, k, domain.ChangeStream(changeID), changeID, actor, func(c *domain.Change, now time.Time) ([]domain.Event, error) {
+	recs, err := updateAs[domain.Change](ctx, k, domain.ChangeStream(changeID), changeID, sessionActor(sessionID), func(c *domain.Change, now time.Time) ([]domain.Event, error) {
 		return domain.RecordAction(c, domain.Action{Session: sessionID, Secret: credential, Kind: kind, Uses: uses, Command: command, Outcome: outcome, Exception: exception}, now)
 	})
 	for _, r := range recs {
@@ -211,10 +205,6 @@ func (k *Clerk) AttachEvidence(ctx context.Context, credential string, kind doma
 	default:
 		return domain.EvidenceSummary{}, fmt.Errorf("%w: %s evidence must be %s", domain.ErrInvalidInput, kind, map[domain.EvidenceKind]string{domain.EvidenceTest: "junit", domain.EvidenceScan: "sarif"}[kind])
 	}
-	actor, err := k.sessionActor(ctx, changeID, sessionID)
-	if err != nil {
-		return domain.EvidenceSummary{}, err
-	}
 	c, _, err := load[domain.Change](ctx, k, domain.ChangeStream(changeID))
 	if err != nil {
 		return domain.EvidenceSummary{}, err
@@ -226,11 +216,11 @@ func (k *Clerk) AttachEvidence(ctx context.Context, credential string, kind doma
 	sum := sha256.Sum256(content)
 	digest := hex.EncodeToString(sum[:])
 	stored := domain.EvidenceStored{SHA256: digest, Format: format, Size: len(content), Content: content}
-	if _, err := k.append(ctx, domain.EvidenceStream(digest), ledger.NoStream, actor, changeID, []domain.Event{stored}); err != nil && !errors.Is(err, ledger.ErrWrongRevision) {
+	if _, err := k.append(ctx, domain.EvidenceStream(digest), ledger.NoStream, sessionActor(sessionID)(c), changeID, []domain.Event{stored}); err != nil && !errors.Is(err, ledger.ErrWrongRevision) {
 		return domain.EvidenceSummary{}, fmt.Errorf("store evidence: %w", err)
 	}
 	exception := newID("exc-")
-	_, err = update[domain.Change](ctx, k, domain.ChangeStream(changeID), changeID, actor, func(c *domain.Change, now time.Time) ([]domain.Event, error) {
+	_, err = updateAs[domain.Change](ctx, k, domain.ChangeStream(changeID), changeID, sessionActor(sessionID), func(c *domain.Change, now time.Time) ([]domain.Event, error) {
 		return domain.AttachEvidence(c, domain.Evidence{Session: sessionID, Secret: credential, Kind: kind, Format: format, SHA256: digest, Summary: summary, Exception: exception}, now)
 	})
 	return summary, err
@@ -259,11 +249,7 @@ func (k *Clerk) EndSession(ctx context.Context, credential string) error {
 	if err != nil {
 		return err
 	}
-	actor, err := k.sessionActor(ctx, changeID, sessionID)
-	if err != nil {
-		return err
-	}
-	_, err = update[domain.Change](ctx, k, domain.ChangeStream(changeID), changeID, actor, func(c *domain.Change, now time.Time) ([]domain.Event, error) {
+	_, err = updateAs[domain.Change](ctx, k, domain.ChangeStream(changeID), changeID, sessionActor(sessionID), func(c *domain.Change, now time.Time) ([]domain.Event, error) {
 		return domain.EndSession(c, sessionID, credential, now)
 	})
 	return err

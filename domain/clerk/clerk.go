@@ -139,6 +139,13 @@ func (c *streamCache) events(ctx context.Context, store ledger.Store, stream str
 // it also returns an error (recorded refusals); the error is returned after.
 func update[S any, P state[S]](ctx context.Context, k *Clerk, stream, correlation string, actor ledger.Actor,
 	decide func(s *S, now time.Time) ([]domain.Event, error)) ([]ledger.Record, error) {
+	return updateAs[S, P](ctx, k, stream, correlation, func(*S) ledger.Actor { return actor }, decide)
+}
+
+// updateAs is update for commands whose actor is read from the state (a
+// session credential acts as its session's agent).
+func updateAs[S any, P state[S]](ctx context.Context, k *Clerk, stream, correlation string, actor func(*S) ledger.Actor,
+	decide func(s *S, now time.Time) ([]domain.Event, error)) ([]ledger.Record, error) {
 	for range maxAttempts {
 		s, expected, err := load[S, P](ctx, k, stream)
 		if err != nil {
@@ -148,7 +155,7 @@ func update[S any, P state[S]](ctx context.Context, k *Clerk, stream, correlatio
 		if len(events) == 0 {
 			return nil, derr
 		}
-		recs, err := k.append(ctx, stream, expected, actor, correlation, events)
+		recs, err := k.append(ctx, stream, expected, actor(s), correlation, events)
 		if errors.Is(err, ledger.ErrWrongRevision) {
 			continue
 		}
