@@ -319,6 +319,26 @@ func (r *queryResolver) Checkpoints(ctx context.Context, last *int) ([]*model.Ch
 	return r.checkpoints(ctx, last)
 }
 
+// Exceptions is the resolver for the exceptions field.
+func (r *queryResolver) Exceptions(ctx context.Context, open *bool, first *int) ([]*projections.ChangeException, error) {
+	if _, err := actor(ctx); err != nil {
+		return nil, err
+	}
+	n := 50
+	if first != nil {
+		n = *first
+	}
+	list, err := r.Projections.Exceptions(ctx, open != nil && *open, n)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*projections.ChangeException, len(list))
+	for i := range list {
+		out[i] = &list[i]
+	}
+	return out, nil
+}
+
 // Events is the resolver for the events field.
 func (r *subscriptionResolver) Events(ctx context.Context, changeID *string) (<-chan *model.LedgerEvent, error) {
 	if _, err := actor(ctx); err != nil {

@@ -126,3 +126,39 @@ func Cursor(v *ChangeView) string {
 // that text order is time order (RFC3339Nano drops trailing zeros, and
 // "…:05Z" sorts after "…:05.1Z").
 const sortableTime = "2006-01-02T15:04:05.000000000Z"
+
+// ChangeException is an exception with the change it belongs to.
+type ChangeException struct {
+	ChangeID  string
+	Exception *ExceptionView
+}
+
+// Exceptions lists the exceptions of all changes, newest change first, at
+// most first of them; open only the unresolved.
+func (p *Projector) Exceptions(ctx context.Context, open bool, first int) ([]ChangeException, error) {
+	if first <= 0 || first > MaxPage {
+		return nil, fmt.Errorf("%w: first must be 1..%d", domain.ErrInvalidInput, MaxPage)
+	}
+	rows, err := p.db.QueryContext(ctx, `SELECT view FROM changes WHERE json_array_length(view, '$.exceptions') > 0 ORDER BY submitted_at DESC, id DESC`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []ChangeException{}
+	for rows.Next() && len(out) < first {
+		var raw []byte
+		if err := rows.Scan(&raw); err != nil {
+			return nil, err
+		}
+		var v ChangeView
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return nil, err
+		}
+		for i := range v.Exceptions {
+			if x := &v.Exceptions[i]; (!open || !x.Resolved) && len(out) < first {
+				out = append(out, ChangeException{ChangeID: v.ID, Exception: x})
+			}
+		}
+	}
+	return out, rows.Err()
+}

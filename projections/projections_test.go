@@ -141,6 +141,14 @@ func TestLiveProjectionAnswersAndRebuild(t *testing.T) {
 		t.Errorf("unpromoted change tested answer %s, want pending", tested.Result)
 	}
 
+	all, err := live.Exceptions(ctx, false, 10)
+	if err != nil || len(all) != 1 || all[0].ChangeID != deviated || !all[0].Exception.Resolved || all[0].Exception.Kind != "deviation" {
+		t.Fatalf("exceptions: %+v %v, want the deviated change's resolved deviation", all, err)
+	}
+	if open, _ := live.Exceptions(ctx, true, 10); len(open) != 0 {
+		t.Fatalf("open exceptions: %+v, want none", open)
+	}
+
 	want, err := live.Dump(ctx)
 	if err != nil {
 		t.Fatal(err)

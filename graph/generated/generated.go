@@ -101,6 +101,11 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	ChangeException struct {
+		ChangeID  func(childComplexity int) int
+		Exception func(childComplexity int) int
+	}
+
 	Checkpoint struct {
 		Note func(childComplexity int) int
 		Root func(childComplexity int) int
@@ -201,6 +206,7 @@ type ComplexityRoot struct {
 		Change      func(childComplexity int, id string) int
 		Changes     func(childComplexity int, first *int, after *string, filter *model.ChangeFilter) int
 		Checkpoints func(childComplexity int, last *int) int
+		Exceptions  func(childComplexity int, open *bool, first *int) int
 		Me          func(childComplexity int) int
 		Proof       func(childComplexity int, eventID string) int
 	}
@@ -296,6 +302,7 @@ type QueryResolver interface {
 	Agents(ctx context.Context) ([]*projections.AgentView, error)
 	Proof(ctx context.Context, eventID string) (*model.Proof, error)
 	Checkpoints(ctx context.Context, last *int) ([]*model.Checkpoint, error)
+	Exceptions(ctx context.Context, open *bool, first *int) ([]*projections.ChangeException, error)
 }
 type SubscriptionResolver interface {
 	Events(ctx context.Context, changeID *string) (<-chan *model.LedgerEvent, error)
@@ -553,6 +560,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ChangeEdge.Node(childComplexity), true
+
+	case "ChangeException.changeId":
+		if e.ComplexityRoot.ChangeException.ChangeID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChangeException.ChangeID(childComplexity), true
+	case "ChangeException.exception":
+		if e.ComplexityRoot.ChangeException.Exception == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChangeException.Exception(childComplexity), true
 
 	case "Checkpoint.note":
 		if e.ComplexityRoot.Checkpoint.Note == nil {
@@ -1051,6 +1071,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Checkpoints(childComplexity, args["last"].(*int)), true
+	case "Query.exceptions":
+		if e.ComplexityRoot.Query.Exceptions == nil {
+			break
+		}
+
+		args, err := ec.field_Query_exceptions_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Exceptions(childComplexity, args["open"].(*bool), args["first"].(*int)), true
 
 	case "Query.me":
 		if e.ComplexityRoot.Query.Me == nil {
@@ -1757,6 +1788,16 @@ type LedgerEvent {
   "the event's data, as JSON"
   data: String!
 }
+
+extend type Query {
+  "Exceptions across changes, newest change first; open ones only with open: true."
+  exceptions(open: Boolean, first: Int): [ChangeException!]!
+}
+
+type ChangeException {
+  changeId: ID!
+  exception: Exception!
+}
 `, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -1881,6 +1922,16 @@ func (ec *executionContext) childFields_ChangeEdge(ctx context.Context, field gr
 		return ec.fieldContext_ChangeEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ChangeEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_ChangeException(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "changeId":
+		return ec.fieldContext_ChangeException_changeId(ctx, field)
+	case "exception":
+		return ec.fieldContext_ChangeException_exception(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ChangeException", field.Name)
 }
 
 func (ec *executionContext) childFields_Checkpoint(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2542,6 +2593,28 @@ func (ec *executionContext) field_Query_checkpoints_args(ctx context.Context, ra
 		return nil, err
 	}
 	args["last"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_exceptions_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "open",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["open"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
 	return args, nil
 }
 
@@ -3606,6 +3679,61 @@ func (ec *executionContext) fieldContext_ChangeEdge_node(_ context.Context, fiel
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Change(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ChangeException_changeId(ctx context.Context, field graphql.CollectedField, obj *projections.ChangeException) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChangeException_changeId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ChangeID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChangeException_changeId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChangeException", field, false, false, "ID")
+}
+
+func (ec *executionContext) _ChangeException_exception(ctx context.Context, field graphql.CollectedField, obj *projections.ChangeException) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChangeException_exception(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Exception, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *projections.ExceptionView) graphql.Marshaler {
+			return ec.marshalNException2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐExceptionView(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChangeException_exception(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ChangeException",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Exception(ctx, field)
 		},
 	}
 	return fc, nil
@@ -5613,6 +5741,50 @@ func (ec *executionContext) fieldContext_Query_checkpoints(ctx context.Context, 
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_checkpoints_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_exceptions(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_exceptions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Exceptions(ctx, fc.Args["open"].(*bool), fc.Args["first"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*projections.ChangeException) graphql.Marshaler {
+			return ec.marshalNChangeException2ᚕᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐChangeExceptionᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_exceptions(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ChangeException(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_exceptions_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -8906,6 +9078,44 @@ func (ec *executionContext) _ChangeEdge(ctx context.Context, sel ast.SelectionSe
 	return out
 }
 
+var changeExceptionImplementors = []string{"ChangeException"}
+
+func (ec *executionContext) _ChangeException(ctx context.Context, sel ast.SelectionSet, obj *projections.ChangeException) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, changeExceptionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ChangeException")
+		case "changeId":
+			out.Values[i] = ec._ChangeException_changeId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "exception":
+			out.Values[i] = ec._ChangeException_exception(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var checkpointImplementors = []string{"Checkpoint"}
 
 func (ec *executionContext) _Checkpoint(ctx context.Context, sel ast.SelectionSet, obj *model.Checkpoint) graphql.Marshaler {
@@ -9617,6 +9827,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_checkpoints(ctx, field)
+				})
+		case "exceptions":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_exceptions(ctx, field)
 				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
@@ -10546,6 +10762,30 @@ func (ec *executionContext) marshalNChangeEdge2ᚖgithubᚗcomᚋevidenceᚑpari
 	return ec._ChangeEdge(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNChangeException2ᚕᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐChangeExceptionᚄ(ctx context.Context, sel ast.SelectionSet, v []*projections.ChangeException) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNChangeException2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐChangeException(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNChangeException2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐChangeException(ctx context.Context, sel ast.SelectionSet, v *projections.ChangeException) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ChangeException!")
+		return graphql.Null
+	}
+	return ec._ChangeException(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNChangeRefInput2githubᚗcomᚋevidenceᚑparityᚋdocketᚋgraphᚋmodelᚐChangeRefInput(ctx context.Context, v any) (model.ChangeRefInput, error) {
 	res, err := ec.unmarshalInputChangeRefInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -10619,6 +10859,14 @@ func (ec *executionContext) marshalNException2ᚕgithubᚗcomᚋevidenceᚑparit
 	}
 
 	return ret
+}
+
+func (ec *executionContext) marshalNException2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐExceptionView(ctx context.Context, sel ast.SelectionSet, v *projections.ExceptionView) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Exception!")
+		return graphql.Null
+	}
+	return ec._Exception(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNFloat2float64(ctx context.Context, v any) (float64, error) {
