@@ -239,6 +239,15 @@ func (r *planResolver) Scope(ctx context.Context, obj *domain.Plan) ([]*domain.R
 	return out, nil
 }
 
+// Authority is the resolver for the authority field.
+func (r *principalResolver) Authority(ctx context.Context, obj *projections.PrincipalView) ([]*domain.Rule, error) {
+	out := make([]*domain.Rule, len(obj.Authority))
+	for i := range obj.Authority {
+		out[i] = &obj.Authority[i]
+	}
+	return out, nil
+}
+
 // Changes is the resolver for the changes field.
 func (r *queryResolver) Changes(ctx context.Context, first *int, after *string, filter *model.ChangeFilter) (*model.ChangeConnection, error) {
 	if _, err := actor(ctx); err != nil {
@@ -339,6 +348,34 @@ func (r *queryResolver) Exceptions(ctx context.Context, open *bool, first *int) 
 	return out, nil
 }
 
+// Principals is the resolver for the principals field.
+func (r *queryResolver) Principals(ctx context.Context) ([]*projections.PrincipalView, error) {
+	if _, err := actor(ctx); err != nil {
+		return nil, err
+	}
+	return r.Projections.Principals(ctx)
+}
+
+// Freezes is the resolver for the freezes field.
+func (r *queryResolver) Freezes(ctx context.Context) ([]*domain.FreezeDeclared, error) {
+	if _, err := actor(ctx); err != nil {
+		return nil, err
+	}
+	f, err := r.Clerk.Freezes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []*domain.FreezeDeclared{}
+	for _, fr := range f.Active {
+		if fr.Scope == nil {
+			fr.Scope = []string{} // the whole environment
+		}
+		out = append(out, &fr)
+	}
+	slices.SortFunc(out, func(a, b *domain.FreezeDeclared) int { return a.At.Compare(b.At) })
+	return out, nil
+}
+
 // Events is the resolver for the events field.
 func (r *subscriptionResolver) Events(ctx context.Context, changeID *string) (<-chan *model.LedgerEvent, error) {
 	if _, err := actor(ctx); err != nil {
@@ -353,6 +390,9 @@ func (r *Resolver) Mutation() generated.MutationResolver { return &mutationResol
 // Plan returns generated.PlanResolver implementation.
 func (r *Resolver) Plan() generated.PlanResolver { return &planResolver{r} }
 
+// Principal returns generated.PrincipalResolver implementation.
+func (r *Resolver) Principal() generated.PrincipalResolver { return &principalResolver{r} }
+
 // Query returns generated.QueryResolver implementation.
 func (r *Resolver) Query() generated.QueryResolver { return &queryResolver{r} }
 
@@ -362,6 +402,7 @@ func (r *Resolver) Subscription() generated.SubscriptionResolver { return &subsc
 type (
 	mutationResolver     struct{ *Resolver }
 	planResolver         struct{ *Resolver }
+	principalResolver    struct{ *Resolver }
 	queryResolver        struct{ *Resolver }
 	subscriptionResolver struct{ *Resolver }
 )

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -55,6 +56,14 @@ CREATE TABLE IF NOT EXISTS changes (
 	view          BLOB NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS changes_promoted ON changes (promoted_at);
+CREATE TABLE IF NOT EXISTS principals (
+	id        TEXT PRIMARY KEY,
+	name      TEXT NOT NULL,
+	email     TEXT NOT NULL,
+	roles     TEXT NOT NULL,
+	authority BLOB NOT NULL,
+	position  INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS agents (
 	id       TEXT PRIMARY KEY,
 	name     TEXT NOT NULL,
@@ -173,7 +182,7 @@ func (p *Projector) Run(ctx context.Context) error {
 // Rebuild drops every read model and projects the log again from 0.
 func (p *Projector) Rebuild(ctx context.Context) error {
 	clear(p.streams)
-	if _, err := p.db.ExecContext(ctx, `DELETE FROM changes; DELETE FROM agents; DELETE FROM meta;`); err != nil {
+	if _, err := p.db.ExecContext(ctx, `DELETE FROM changes; DELETE FROM agents; DELETE FROM principals; DELETE FROM meta;`); err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}
 	return p.CatchUp(ctx)
@@ -189,13 +198,15 @@ func (p *Projector) apply(ctx context.Context, batch []ledger.Record) error {
 	if len(p.streams) > maxCachedStreams {
 		clear(p.streams)
 	}
-	changes, agents := map[string]bool{}, map[string]bool{}
+	changes, agents, principals := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, r := range batch {
 		switch s := r.Event.Stream; {
 		case strings.HasPrefix(s, "change-"):
 			changes[s] = true
 		case strings.HasPrefix(s, "agent-"):
 			agents[s] = true
+		case strings.HasPrefix(s, "principal-"):
+			principals[s] = true
 		default:
 			continue
 		}
@@ -244,6 +255,31 @@ func (p *Projector) apply(ctx context.Context, batch []ledger.Record) error {
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO agents (id, name, owner, harness, retired, position) VALUES (?, ?, ?, ?, ?, ?)`,
 			a.ID, a.Name, a.Owner, a.Harness, a.Retired, int64(recs[len(recs)-1].Position)); err != nil {
+			return err
+		}
+	}
+	for stream := range principals {
+		recs, err := p.upTo(ctx, stream, upTo)
+		if err != nil {
+			return err
+		}
+		var pr domain.Principal
+		for _, r := range recs {
+			if e, err := domain.Decode(r.Event.Type, r.Event.Data); err == nil {
+				pr.Apply(e)
+			}
+		}
+		if pr.ID == "" {
+			continue
+		}
+		var roles []string
+		for r := range pr.Roles {
+			roles = append(roles, string(r))
+		}
+		slices.Sort(roles)
+		auth, _ := json.Marshal(pr.Authority)
+		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO principals (id, name, email, roles, authority, position) VALUES (?, ?, ?, ?, ?, ?)`,
+			pr.ID, pr.Name, pr.Email, strings.Join(roles, ","), auth, int64(recs[len(recs)-1].Position)); err != nil {
 			return err
 		}
 	}
@@ -311,6 +347,7 @@ func (p *Projector) Dump(ctx context.Context) ([]string, error) {
 	for _, q := range []string{
 		`SELECT id || '|' || status || '|' || agent || '|' || requested_by || '|' || approver || '|' || emergency || '|' || has_deviation || '|' || submitted_at || '|' || COALESCE(promoted_at, '') || '|' || position || '|' || CAST(view AS TEXT) FROM changes ORDER BY id`,
 		`SELECT id || '|' || name || '|' || owner || '|' || harness || '|' || retired || '|' || position FROM agents ORDER BY id`,
+		`SELECT id || '|' || name || '|' || email || '|' || roles || '|' || CAST(authority AS TEXT) || '|' || position FROM principals ORDER BY id`,
 		`SELECT key || '|' || value FROM meta ORDER BY key`,
 	} {
 		rows, err := p.db.QueryContext(ctx, q)
@@ -362,6 +399,39 @@ func (p *Projector) Agents(ctx context.Context) ([]*AgentView, error) {
 			return nil, err
 		}
 		out = append(out, &a)
+	}
+	return out, rows.Err()
+}
+
+// PrincipalView is a principal and its roles.
+type PrincipalView struct {
+	ID        string
+	Name      string
+	Email     string
+	Roles     []string
+	Authority domain.Scope
+}
+
+// Principals returns every principal, by id.
+func (p *Projector) Principals(ctx context.Context) ([]*PrincipalView, error) {
+	rows, err := p.db.QueryContext(ctx, `SELECT id, name, email, roles, authority FROM principals ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []*PrincipalView{}
+	for rows.Next() {
+		var v PrincipalView
+		var roles string
+		var auth []byte
+		if err := rows.Scan(&v.ID, &v.Name, &v.Email, &roles, &auth); err != nil {
+			return nil, err
+		}
+		v.Roles = strings.Split(roles, ",")
+		if err := json.Unmarshal(auth, &v.Authority); err != nil {
+			return nil, err
+		}
+		out = append(out, &v)
 	}
 	return out, rows.Err()
 }

@@ -217,6 +217,23 @@ func TestServerLifecycleOverHTTP(t *testing.T) {
 		}
 	}
 
+	d = mustData(t)(s.gql(t, bob, `mutation { declareFreeze(input: {environment: "production", reason: "quarter close"}) { freezeId } }`, nil))
+	frz := d["declareFreeze"].(map[string]any)["freezeId"].(string)
+	d = mustData(t)(s.gql(t, carol, `{ freezes { id environment scope by } principals { id roles authority { resource } } }`, nil))
+	if f := d["freezes"].([]any); len(f) != 1 || f[0].(map[string]any)["id"] != frz || f[0].(map[string]any)["by"] != "bob" {
+		t.Fatalf("freezes: %v", f)
+	}
+	mustData(t)(s.gql(t, bob, `mutation($f: ID!) { liftFreeze(input: {freezeId: $f}) }`, map[string]any{"f": frz}))
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		d = mustData(t)(s.gql(t, carol, `{ principals { id roles authority { resource } } }`, nil))
+		if len(d["principals"].([]any)) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("principals: %v", d)
+		}
+	}
+
 	// Bad input loses nothing and says why.
 	before := verified(t, bin, data)
 	for name, body := range map[string]string{

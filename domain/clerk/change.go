@@ -326,3 +326,9 @@ func (k *Clerk) LiftFreeze(ctx context.Context, by domain.Actor, id string) erro
 	})
 	return err
 }
+
+// Freezes returns the freezes in force.
+func (k *Clerk) Freezes(ctx context.Context) (*domain.Freezes, error) {
+	f, _, err := load[domain.Freezes](ctx, k, domain.FreezeStream)
+	return f, err
+}

@@ -34,6 +34,7 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 type ResolverRoot interface {
 	Mutation() MutationResolver
 	Plan() PlanResolver
+	Principal() PrincipalResolver
 	Query() QueryResolver
 	Subscription() SubscriptionResolver
 }
@@ -135,6 +136,15 @@ type ComplexityRoot struct {
 		Session     func(childComplexity int) int
 	}
 
+	Freeze struct {
+		At          func(childComplexity int) int
+		By          func(childComplexity int) int
+		Environment func(childComplexity int) int
+		Freeze      func(childComplexity int) int
+		Reason      func(childComplexity int) int
+		Scope       func(childComplexity int) int
+	}
+
 	FreezePayload struct {
 		FreezeID func(childComplexity int) int
 	}
@@ -192,6 +202,14 @@ type ComplexityRoot struct {
 		TestApproach func(childComplexity int) int
 	}
 
+	Principal struct {
+		Authority func(childComplexity int) int
+		Email     func(childComplexity int) int
+		ID        func(childComplexity int) int
+		Name      func(childComplexity int) int
+		Roles     func(childComplexity int) int
+	}
+
 	Proof struct {
 		Canonical  func(childComplexity int) int
 		Checkpoint func(childComplexity int) int
@@ -207,7 +225,9 @@ type ComplexityRoot struct {
 		Changes     func(childComplexity int, first *int, after *string, filter *model.ChangeFilter) int
 		Checkpoints func(childComplexity int, last *int) int
 		Exceptions  func(childComplexity int, open *bool, first *int) int
+		Freezes     func(childComplexity int) int
 		Me          func(childComplexity int) int
+		Principals  func(childComplexity int) int
 		Proof       func(childComplexity int, eventID string) int
 	}
 
@@ -295,6 +315,9 @@ type MutationResolver interface {
 type PlanResolver interface {
 	Scope(ctx context.Context, obj *domain.Plan) ([]*domain.Rule, error)
 }
+type PrincipalResolver interface {
+	Authority(ctx context.Context, obj *projections.PrincipalView) ([]*domain.Rule, error)
+}
 type QueryResolver interface {
 	Changes(ctx context.Context, first *int, after *string, filter *model.ChangeFilter) (*model.ChangeConnection, error)
 	Change(ctx context.Context, id string) (*projections.ChangeView, error)
@@ -303,6 +326,8 @@ type QueryResolver interface {
 	Proof(ctx context.Context, eventID string) (*model.Proof, error)
 	Checkpoints(ctx context.Context, last *int) ([]*model.Checkpoint, error)
 	Exceptions(ctx context.Context, open *bool, first *int) ([]*projections.ChangeException, error)
+	Principals(ctx context.Context) ([]*projections.PrincipalView, error)
+	Freezes(ctx context.Context) ([]*domain.FreezeDeclared, error)
 }
 type SubscriptionResolver interface {
 	Events(ctx context.Context, changeID *string) (<-chan *model.LedgerEvent, error)
@@ -680,6 +705,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Exception.Session(childComplexity), true
 
+	case "Freeze.at":
+		if e.ComplexityRoot.Freeze.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Freeze.At(childComplexity), true
+	case "Freeze.by":
+		if e.ComplexityRoot.Freeze.By == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Freeze.By(childComplexity), true
+	case "Freeze.environment":
+		if e.ComplexityRoot.Freeze.Environment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Freeze.Environment(childComplexity), true
+	case "Freeze.id":
+		if e.ComplexityRoot.Freeze.Freeze == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Freeze.Freeze(childComplexity), true
+	case "Freeze.reason":
+		if e.ComplexityRoot.Freeze.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Freeze.Reason(childComplexity), true
+	case "Freeze.scope":
+		if e.ComplexityRoot.Freeze.Scope == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Freeze.Scope(childComplexity), true
+
 	case "FreezePayload.freezeId":
 		if e.ComplexityRoot.FreezePayload.FreezeID == nil {
 			break
@@ -995,6 +1057,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Plan.TestApproach(childComplexity), true
 
+	case "Principal.authority":
+		if e.ComplexityRoot.Principal.Authority == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Principal.Authority(childComplexity), true
+	case "Principal.email":
+		if e.ComplexityRoot.Principal.Email == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Principal.Email(childComplexity), true
+	case "Principal.id":
+		if e.ComplexityRoot.Principal.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Principal.ID(childComplexity), true
+	case "Principal.name":
+		if e.ComplexityRoot.Principal.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Principal.Name(childComplexity), true
+	case "Principal.roles":
+		if e.ComplexityRoot.Principal.Roles == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Principal.Roles(childComplexity), true
+
 	case "Proof.canonical":
 		if e.ComplexityRoot.Proof.Canonical == nil {
 			break
@@ -1082,6 +1175,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Exceptions(childComplexity, args["open"].(*bool), args["first"].(*int)), true
+	case "Query.freezes":
+		if e.ComplexityRoot.Query.Freezes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.Freezes(childComplexity), true
 
 	case "Query.me":
 		if e.ComplexityRoot.Query.Me == nil {
@@ -1089,6 +1188,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Me(childComplexity), true
+	case "Query.principals":
+		if e.ComplexityRoot.Query.Principals == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.Principals(childComplexity), true
 	case "Query.proof":
 		if e.ComplexityRoot.Query.Proof == nil {
 			break
@@ -1798,6 +1903,31 @@ type ChangeException {
   changeId: ID!
   exception: Exception!
 }
+
+extend type Query {
+  "The principals and their roles (tokens never appear)."
+  principals: [Principal!]!
+  "The change freezes in force."
+  freezes: [Freeze!]!
+}
+
+type Principal {
+  id: ID!
+  name: String!
+  email: String!
+  roles: [String!]!
+  "Approvers: the scope they may approve."
+  authority: [ScopeRule!]!
+}
+
+type Freeze {
+  id: ID!
+  environment: String!
+  scope: [String!]!
+  reason: String!
+  by: String!
+  at: Time!
+}
 `, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -1992,6 +2122,24 @@ func (ec *executionContext) childFields_Exception(ctx context.Context, field gra
 	return nil, fmt.Errorf("no field named %q was found under type Exception", field.Name)
 }
 
+func (ec *executionContext) childFields_Freeze(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Freeze_id(ctx, field)
+	case "environment":
+		return ec.fieldContext_Freeze_environment(ctx, field)
+	case "scope":
+		return ec.fieldContext_Freeze_scope(ctx, field)
+	case "reason":
+		return ec.fieldContext_Freeze_reason(ctx, field)
+	case "by":
+		return ec.fieldContext_Freeze_by(ctx, field)
+	case "at":
+		return ec.fieldContext_Freeze_at(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Freeze", field.Name)
+}
+
 func (ec *executionContext) childFields_FreezePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "freezeId":
@@ -2068,6 +2216,22 @@ func (ec *executionContext) childFields_Plan(ctx context.Context, field graphql.
 		return ec.fieldContext_Plan_emergency(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Plan", field.Name)
+}
+
+func (ec *executionContext) childFields_Principal(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Principal_id(ctx, field)
+	case "name":
+		return ec.fieldContext_Principal_name(ctx, field)
+	case "email":
+		return ec.fieldContext_Principal_email(ctx, field)
+	case "roles":
+		return ec.fieldContext_Principal_roles(ctx, field)
+	case "authority":
+		return ec.fieldContext_Principal_authority(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Principal", field.Name)
 }
 
 func (ec *executionContext) childFields_Proof(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4139,6 +4303,144 @@ func (ec *executionContext) fieldContext_Exception_disposition(_ context.Context
 	return graphql.NewScalarFieldContext("Exception", field, false, false, "String")
 }
 
+func (ec *executionContext) _Freeze_id(ctx context.Context, field graphql.CollectedField, obj *domain.FreezeDeclared) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Freeze_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Freeze, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Freeze_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Freeze", field, false, false, "ID")
+}
+
+func (ec *executionContext) _Freeze_environment(ctx context.Context, field graphql.CollectedField, obj *domain.FreezeDeclared) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Freeze_environment(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Environment, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Freeze_environment(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Freeze", field, false, false, "String")
+}
+
+func (ec *executionContext) _Freeze_scope(ctx context.Context, field graphql.CollectedField, obj *domain.FreezeDeclared) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Freeze_scope(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Scope, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Freeze_scope(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Freeze", field, false, false, "String")
+}
+
+func (ec *executionContext) _Freeze_reason(ctx context.Context, field graphql.CollectedField, obj *domain.FreezeDeclared) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Freeze_reason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Freeze_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Freeze", field, false, false, "String")
+}
+
+func (ec *executionContext) _Freeze_by(ctx context.Context, field graphql.CollectedField, obj *domain.FreezeDeclared) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Freeze_by(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.By, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Freeze_by(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Freeze", field, false, false, "String")
+}
+
+func (ec *executionContext) _Freeze_at(ctx context.Context, field graphql.CollectedField, obj *domain.FreezeDeclared) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Freeze_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Freeze_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Freeze", field, false, false, "Time")
+}
+
 func (ec *executionContext) _FreezePayload_freezeId(ctx context.Context, field graphql.CollectedField, obj *model.FreezePayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5360,6 +5662,130 @@ func (ec *executionContext) fieldContext_Plan_emergency(_ context.Context, field
 	return graphql.NewScalarFieldContext("Plan", field, false, false, "Boolean")
 }
 
+func (ec *executionContext) _Principal_id(ctx context.Context, field graphql.CollectedField, obj *projections.PrincipalView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Principal_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Principal_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Principal", field, false, false, "ID")
+}
+
+func (ec *executionContext) _Principal_name(ctx context.Context, field graphql.CollectedField, obj *projections.PrincipalView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Principal_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Principal_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Principal", field, false, false, "String")
+}
+
+func (ec *executionContext) _Principal_email(ctx context.Context, field graphql.CollectedField, obj *projections.PrincipalView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Principal_email(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Email, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Principal_email(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Principal", field, false, false, "String")
+}
+
+func (ec *executionContext) _Principal_roles(ctx context.Context, field graphql.CollectedField, obj *projections.PrincipalView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Principal_roles(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Roles, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Principal_roles(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Principal", field, false, false, "String")
+}
+
+func (ec *executionContext) _Principal_authority(ctx context.Context, field graphql.CollectedField, obj *projections.PrincipalView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Principal_authority(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Principal().Authority(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*domain.Rule) graphql.Marshaler {
+			return ec.marshalNScopeRule2ᚕᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚐRuleᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Principal_authority(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Principal",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ScopeRule(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Proof_eventId(ctx context.Context, field graphql.CollectedField, obj *model.Proof) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5787,6 +6213,70 @@ func (ec *executionContext) fieldContext_Query_exceptions(ctx context.Context, f
 	if fc.Args, err = ec.field_Query_exceptions_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_principals(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_principals(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().Principals(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*projections.PrincipalView) graphql.Marshaler {
+			return ec.marshalNPrincipal2ᚕᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐPrincipalViewᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_principals(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Principal(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_freezes(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_freezes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().Freezes(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*domain.FreezeDeclared) graphql.Marshaler {
+			return ec.marshalNFreeze2ᚕᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚐFreezeDeclaredᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_freezes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Freeze(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -9313,6 +9803,64 @@ func (ec *executionContext) _Exception(ctx context.Context, sel ast.SelectionSet
 	return out
 }
 
+var freezeImplementors = []string{"Freeze"}
+
+func (ec *executionContext) _Freeze(ctx context.Context, sel ast.SelectionSet, obj *domain.FreezeDeclared) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, freezeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Freeze")
+		case "id":
+			out.Values[i] = ec._Freeze_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "environment":
+			out.Values[i] = ec._Freeze_environment(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "scope":
+			out.Values[i] = ec._Freeze_scope(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "reason":
+			out.Values[i] = ec._Freeze_reason(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "by":
+			out.Values[i] = ec._Freeze_by(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "at":
+			out.Values[i] = ec._Freeze_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var freezePayloadImplementors = []string{"FreezePayload"}
 
 func (ec *executionContext) _FreezePayload(ctx context.Context, sel ast.SelectionSet, obj *model.FreezePayload) graphql.Marshaler {
@@ -9715,6 +10263,60 @@ func (ec *executionContext) _Plan(ctx context.Context, sel ast.SelectionSet, obj
 	return out
 }
 
+var principalImplementors = []string{"Principal"}
+
+func (ec *executionContext) _Principal(ctx context.Context, sel ast.SelectionSet, obj *projections.PrincipalView) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, principalImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Principal")
+		case "id":
+			out.Values[i] = ec._Principal_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "name":
+			out.Values[i] = ec._Principal_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "email":
+			out.Values[i] = ec._Principal_email(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "roles":
+			out.Values[i] = ec._Principal_roles(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "authority":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Principal_authority(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var proofImplementors = []string{"Proof"}
 
 func (ec *executionContext) _Proof(ctx context.Context, sel ast.SelectionSet, obj *model.Proof) graphql.Marshaler {
@@ -9833,6 +10435,18 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_exceptions(ctx, field)
+				})
+		case "principals":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_principals(ctx, field)
+				})
+		case "freezes":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_freezes(ctx, field)
 				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
@@ -10883,6 +11497,30 @@ func (ec *executionContext) marshalNFloat2float64(ctx context.Context, sel ast.S
 	return graphql.WrapContextMarshaler(ctx, res)
 }
 
+func (ec *executionContext) marshalNFreeze2ᚕᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚐFreezeDeclaredᚄ(ctx context.Context, sel ast.SelectionSet, v []*domain.FreezeDeclared) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNFreeze2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚐFreezeDeclared(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNFreeze2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚐFreezeDeclared(ctx context.Context, sel ast.SelectionSet, v *domain.FreezeDeclared) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Freeze!")
+		return graphql.Null
+	}
+	return ec._Freeze(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNFreezePayload2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋgraphᚋmodelᚐFreezePayload(ctx context.Context, sel ast.SelectionSet, v *model.FreezePayload) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "FreezePayload!")
@@ -10955,6 +11593,30 @@ func (ec *executionContext) marshalNPlan2githubᚗcomᚋevidenceᚑparityᚋdock
 func (ec *executionContext) unmarshalNPlanInput2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋgraphᚋmodelᚐPlanInput(ctx context.Context, v any) (*model.PlanInput, error) {
 	res, err := ec.unmarshalInputPlanInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNPrincipal2ᚕᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐPrincipalViewᚄ(ctx context.Context, sel ast.SelectionSet, v []*projections.PrincipalView) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPrincipal2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐPrincipalView(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNPrincipal2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐPrincipalView(ctx context.Context, sel ast.SelectionSet, v *projections.PrincipalView) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Principal!")
+		return graphql.Null
+	}
+	return ec._Principal(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNRecordActionInput2githubᚗcomᚋevidenceᚑparityᚋdocketᚋgraphᚋmodelᚐRecordActionInput(ctx context.Context, v any) (model.RecordActionInput, error) {
