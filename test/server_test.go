@@ -250,8 +250,8 @@ func TestServerLifecycleOverHTTP(t *testing.T) {
 		}
 		raw, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if !strings.Contains(string(raw), `"errors"`) {
-			t.Errorf("%s: %d %s, want an error", name, resp.StatusCode, raw)
+		if !strings.Contains(string(raw), `"code":"INVALID_INPUT"`) {
+			t.Errorf("%s: %d %s, want INVALID_INPUT", name, resp.StatusCode, raw)
 		}
 	}
 	deep := "{ __schema { types { fields { type " + strings.Repeat("{ ofType ", 46) + "{ name }" + strings.Repeat(" }", 46) + " } } } }"
