@@ -129,6 +129,9 @@ type Change struct {
 	RequestedBy string
 	Agent       string
 	SubmittedAt time.Time
+	// FirstSubmittedAt is when the first version was filed: an emergency
+	// change's approval is due a window after it, whatever revisions follow.
+	FirstSubmittedAt time.Time
 	// Views is the first time each approver opened the current plan.
 	Views      map[string]time.Time
 	Approval   *PlanApproved // for the current plan hash
@@ -151,6 +154,9 @@ func (c *Change) Apply(e Event) {
 	case PlanSubmitted:
 		if c.Sessions == nil {
 			c.Sessions, c.Exceptions = map[string]*Session{}, map[string]*Exception{}
+		}
+		if c.ID == "" {
+			c.FirstSubmittedAt = e.At
 		}
 		c.ID, c.Version, c.Plan, c.PlanHash = e.Change, e.Version, e.Plan, e.PlanHash
 		c.RequestedBy, c.Agent, c.SubmittedAt = e.RequestedBy, e.Agent, e.At
@@ -233,10 +239,11 @@ func sortedSessions(c *Change) []*Session {
 	return out
 }
 
-// latest returns the most recent evidence of a kind.
+// latest returns the most recent evidence of a kind for the current plan:
+// evidence gathered under an earlier plan does not test a revision.
 func (c *Change) latest(kind EvidenceKind) (EvidenceAttached, bool) {
 	for i := len(c.Evidence) - 1; i >= 0; i-- {
-		if c.Evidence[i].Kind == kind {
+		if c.Evidence[i].Kind == kind && c.Evidence[i].PlanHash == c.PlanHash {
 			return c.Evidence[i], true
 		}
 	}
@@ -274,13 +281,9 @@ func (f Freezes) Covering(p Plan) (FreezeDeclared, bool) {
 			return fr, true
 		}
 		for _, pat := range fr.Scope {
-			fs := Scope{{Resource: pat, Verbs: verbs}}
+			fk, fp, _ := strings.Cut(pat, ":")
 			for _, r := range p.Scope {
-				// Overlap either way: the freeze covers the rule, or the
-				// rule's pattern reaches into the frozen area.
-				rk, rp, _ := strings.Cut(r.Resource, ":")
-				fk, fp, _ := strings.Cut(pat, ":")
-				if fs.Covers(Rule{Resource: r.Resource, Verbs: nil}) || (rk == fk && matches(rk, rp, fp)) {
+				if rk, rp, _ := strings.Cut(r.Resource, ":"); rk == fk && mayOverlap(rk, rp, fp) {
 					return fr, true
 				}
 			}

@@ -213,7 +213,7 @@ func RequestSession(c *Change, agent *Agent, freezes Freezes, req SessionRequest
 	} else {
 		add("plan_complete", true, "objective, method, scope, test approach and backout path present; scope valid")
 	}
-	due := c.SubmittedAt.Add(pol.EmergencyWindow)
+	due := c.FirstSubmittedAt.Add(pol.EmergencyWindow)
 	switch {
 	case c.Approval != nil:
 		add("plan_approved", true, fmt.Sprintf("approved by %s for plan %s", c.Approval.Approver, short(c.PlanHash)))
@@ -393,7 +393,7 @@ func AttachEvidence(c *Change, e Evidence, now time.Time) ([]Event, error) {
 	default:
 		return nil, errorf(ErrInvalidInput, "evidence kind %q is not test, scan or other", e.Kind)
 	}
-	events := []Event{EvidenceAttached{Change: c.ID, Session: e.Session, Kind: e.Kind, Format: e.Format, SHA256: e.SHA256, Summary: e.Summary, At: now}}
+	events := []Event{EvidenceAttached{Change: c.ID, PlanHash: c.PlanHash, Session: e.Session, Kind: e.Kind, Format: e.Format, SHA256: e.SHA256, Summary: e.Summary, At: now}}
 	if e.Kind == EvidenceScan && e.Summary.Critical+e.Summary.High > 0 {
 		events = append(events, ExceptionOpened{Change: c.ID, Exception: e.Exception, Kind: ExceptionScanFindings, Session: e.Session,
 			Reason: fmt.Sprintf("scan %s: %d critical and %d high findings", short(e.SHA256), e.Summary.Critical, e.Summary.High), At: now})
@@ -534,7 +534,7 @@ func CheckEmergency(c *Change, exception string, now time.Time, pol Policy) []Ev
 	if !c.Exists() || !c.Plan.Emergency || c.Approval != nil || c.Promoted || c.RolledBack {
 		return nil
 	}
-	due := c.SubmittedAt.Add(pol.EmergencyWindow)
+	due := c.FirstSubmittedAt.Add(pol.EmergencyWindow)
 	if now.Before(due) {
 		return nil
 	}

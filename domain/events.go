@@ -177,13 +177,15 @@ type (
 		At            time.Time   `json:"at"`
 	}
 	EvidenceAttached struct {
-		Change  string          `json:"change"`
-		Session string          `json:"session,omitempty"`
-		Kind    EvidenceKind    `json:"kind"`
-		Format  string          `json:"format"`
-		SHA256  string          `json:"sha256"`
-		Summary EvidenceSummary `json:"summary"`
-		At      time.Time       `json:"at"`
+		Change string `json:"change"`
+		// PlanHash is the plan the evidence was gathered under.
+		PlanHash string          `json:"planHash"`
+		Session  string          `json:"session,omitempty"`
+		Kind     EvidenceKind    `json:"kind"`
+		Format   string          `json:"format"`
+		SHA256   string          `json:"sha256"`
+		Summary  EvidenceSummary `json:"summary"`
+		At       time.Time       `json:"at"`
 	}
 	// EvidenceStored holds an evidence file's bytes, once per content.
 	EvidenceStored struct {

@@ -150,14 +150,19 @@ func (a *Agent) MatchKey(secret string) (string, bool) {
 }
 
 // Covers reports whether an approver's authority covers a scope rule: some
-// authority rule grants every verb of the rule and its pattern matches the
-// rule's pattern read literally (so `file:github.com/acme/**` covers
-// `file:github.com/acme/api/src/**` but not `file:**`).
+// authority rule grants every verb of the rule, and every resource the
+// rule's pattern can match is matched by the authority's pattern. For a
+// literal rule that is a plain match. For a rule with wildcards the check
+// is deliberately narrow (glob containment in general is hard): the
+// authority must be a literal prefix followed by `**`, and the rule's
+// literal prefix must start with it. So `file:github.com/acme/**` covers
+// `file:github.com/acme/api/src/**`, while `file:github.com/acme/api/*`
+// covers neither `…/api/**` nor `…/api/{**}`.
 func (s Scope) Covers(r Rule) bool {
 	kind, pattern, _ := strings.Cut(r.Resource, ":")
 	for _, a := range s {
 		ak, ap, _ := strings.Cut(a.Resource, ":")
-		if ak != kind || !matches(kind, ap, pattern) {
+		if ak != kind || !coversPattern(kind, ap, pattern) {
 			continue
 		}
 		all := true
@@ -169,6 +174,47 @@ func (s Scope) Covers(r Rule) bool {
 		}
 	}
 	return false
+}
+
+const globMeta = "*?[{\\"
+
+func coversPattern(kind, authority, pattern string) bool {
+	if !strings.ContainsAny(pattern, globMeta) {
+		return matches(kind, authority, pattern)
+	}
+	i := strings.IndexAny(authority, globMeta)
+	if i < 0 || authority[i:] != "**" {
+		return false
+	}
+	prefix := authority[:i]
+	if kind != KindCmd && prefix != "" && !strings.HasSuffix(prefix, "/") {
+		return false // "api**" is not a directory boundary
+	}
+	return strings.HasPrefix(literalPrefix(pattern), prefix)
+}
+
+// literalPrefix is a pattern's text before its first wildcard.
+func literalPrefix(pattern string) string {
+	if i := strings.IndexAny(pattern, globMeta); i >= 0 {
+		return pattern[:i]
+	}
+	return pattern
+}
+
+// mayOverlap reports whether two patterns of one kind could match a common
+// resource; it errs towards yes (it is used to honour freezes).
+func mayOverlap(kind, a, b string) bool {
+	am, bm := strings.ContainsAny(a, globMeta), strings.ContainsAny(b, globMeta)
+	switch {
+	case !am && !bm:
+		return a == b
+	case !am:
+		return matches(kind, b, a)
+	case !bm:
+		return matches(kind, a, b)
+	}
+	pa, pb := literalPrefix(a), literalPrefix(b)
+	return strings.HasPrefix(pa, pb) || strings.HasPrefix(pb, pa)
 }
 
 // Uncovered returns the first rule of plan not covered by authority.

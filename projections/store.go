@@ -150,7 +150,12 @@ func (p *Projector) Run(ctx context.Context) error {
 				errc <- err
 				return
 			}
-			recs <- r
+			select {
+			case recs <- r:
+			case <-sctx.Done(): // the consumer stopped (a failed batch)
+				errc <- sctx.Err()
+				return
+			}
 		}
 	}()
 	var batch []ledger.Record

@@ -51,8 +51,8 @@ func (o *oidcAuth) Authenticate(ctx context.Context, token string) (domain.Actor
 	if id == "" {
 		return domain.Actor{}, fmt.Errorf("%w: ID token has no %q claim", domain.ErrUnauthenticated, o.claim)
 	}
-	if v, ok := claims["email_verified"].(bool); o.claim == "email" && ok && !v {
-		return domain.Actor{}, fmt.Errorf("%w: ID token email is not verified", domain.ErrUnauthenticated)
+	if v, _ := claims["email_verified"].(bool); o.claim == "email" && !v {
+		return domain.Actor{}, fmt.Errorf("%w: ID token email is not verified (email_verified must be true)", domain.ErrUnauthenticated)
 	}
 	p, err := o.clerk.Principal(ctx, id)
 	if err != nil {
