@@ -288,17 +288,22 @@ type Action struct {
 	Outcome string
 	// Exception is the id to give the exception a deviation opens.
 	Exception string
+	// AgentRetired says the session's agent was retired: its credentials
+	// die with it.
+	AgentRetired bool
 }
 
 // liveSession authenticates a session credential against the change. A
 // secret that matches no session is refused without a record (it proves
 // nothing); a real credential that is dead is refused with ActionRefused.
-func liveSession(c *Change, session, secret string, now time.Time) (*Session, string, error) {
+func liveSession(c *Change, session, secret string, now time.Time, agentRetired bool) (*Session, string, error) {
 	s := c.Sessions[session]
 	if s == nil || !SecretMatches(secret, s.Hash) {
 		return nil, "", ErrCredentialDead
 	}
 	switch {
+	case agentRetired:
+		return s, "agent " + s.Agent + " is retired", ErrCredentialDead
 	case s.Revoked:
 		return s, "credential revoked", ErrCredentialDead
 	case s.Ended:
@@ -321,7 +326,7 @@ func RecordAction(c *Change, a Action, now time.Time) ([]Event, error) {
 	if !c.Exists() {
 		return nil, ErrCredentialDead
 	}
-	s, why, err := liveSession(c, a.Session, a.Secret, now)
+	s, why, err := liveSession(c, a.Session, a.Secret, now, a.AgentRetired)
 	if err != nil {
 		if s == nil {
 			return nil, err
@@ -367,6 +372,8 @@ type Evidence struct {
 	// Exception is the id to give the exception a scan with high or
 	// critical findings opens.
 	Exception string
+	// AgentRetired says the session's agent was retired.
+	AgentRetired bool
 }
 
 // AttachEvidence records test or scan evidence. A scan with high or
@@ -381,7 +388,7 @@ func AttachEvidence(c *Change, e Evidence, now time.Time) ([]Event, error) {
 		return nil, ErrPromoted
 	}
 	if e.Secret != "" {
-		if _, why, err := liveSession(c, e.Session, e.Secret, now); err != nil {
+		if _, why, err := liveSession(c, e.Session, e.Secret, now, e.AgentRetired); err != nil {
 			return nil, fmt.Errorf("%w: %s", err, why)
 		}
 	}

@@ -149,6 +149,19 @@ func sessionRef(secret string) (string, string, error) {
 	return change, session, nil
 }
 
+// agentRetired reports whether the agent of a session was retired.
+func (k *Clerk) agentRetired(ctx context.Context, c *domain.Change, sessionID string) (bool, error) {
+	s := c.Sessions[sessionID]
+	if s == nil {
+		return false, nil
+	}
+	a, _, err := load[domain.Agent](ctx, k, domain.AgentStream(s.Agent))
+	if err != nil {
+		return false, err
+	}
+	return a.Retired, nil
+}
+
 // sessionActor is the ledger actor for events recorded under a session
 // credential: the session's agent and the credential's id (never the
 // secret). An unknown session gets a placeholder; its commands are refused.
@@ -174,7 +187,11 @@ func (k *Clerk) RecordAction(ctx context.Context, credential, kind string, uses 
 	var rec domain.ActionRecorded
 	exception := newID("exc-")
 	recs, err := updateAs[domain.Change](ctx, k, domain.ChangeStream(changeID), changeID, sessionActor(sessionID), func(c *domain.Change, now time.Time) ([]domain.Event, error) {
-		return domain.RecordAction(c, domain.Action{Session: sessionID, Secret: credential, Kind: kind, Uses: uses, Command: command, Outcome: outcome, Exception: exception}, now)
+		retired, err := k.agentRetired(ctx, c, sessionID)
+		if err != nil {
+			return nil, err
+		}
+		return domain.RecordAction(c, domain.Action{Session: sessionID, Secret: credential, Kind: kind, Uses: uses, Command: command, Outcome: outcome, Exception: exception, AgentRetired: retired}, now)
 	})
 	for _, r := range recs {
 		if e, derr := domain.Decode(r.Event.Type, r.Event.Data); derr == nil {
@@ -221,7 +238,11 @@ func (k *Clerk) AttachEvidence(ctx context.Context, credential string, kind doma
 	}
 	exception := newID("exc-")
 	_, err = updateAs[domain.Change](ctx, k, domain.ChangeStream(changeID), changeID, sessionActor(sessionID), func(c *domain.Change, now time.Time) ([]domain.Event, error) {
-		return domain.AttachEvidence(c, domain.Evidence{Session: sessionID, Secret: credential, Kind: kind, Format: format, SHA256: digest, Summary: summary, Exception: exception}, now)
+		retired, err := k.agentRetired(ctx, c, sessionID)
+		if err != nil {
+			return nil, err
+		}
+		return domain.AttachEvidence(c, domain.Evidence{Session: sessionID, Secret: credential, Kind: kind, Format: format, SHA256: digest, Summary: summary, Exception: exception, AgentRetired: retired}, now)
 	})
 	return summary, err
 }

@@ -335,3 +335,16 @@ func TestEmergencyChange(t *testing.T) {
 	}
 	w.Verify(t)
 }
+
+func TestRetiringAnAgentKillsItsSessions(t *testing.T) {
+	w := clerktest.NewWorld(t)
+	ctx := context.Background()
+	_, _, ses := w.Approved(t)
+	if err := w.Clerk.RetireAgent(ctx, w.Admin, w.AgentID); err != nil {
+		t.Fatal(err)
+	}
+	_, err := w.Clerk.RecordAction(ctx, ses.Credential, "edit", []domain.ResourceUse{{Resource: "file:github.com/acme/api/src/billing/total.go", Verb: domain.Write}}, "", "")
+	if !errors.Is(err, domain.ErrCredentialDead) || !strings.Contains(err.Error(), "retired") {
+		t.Fatalf("action by a retired agent's session: %v", err)
+	}
+}
