@@ -293,6 +293,22 @@ type Action struct {
 	AgentRetired bool
 }
 
+// CheckSession reports whether a session credential is live for the
+// change, without deciding anything; callers use it to refuse work (such
+// as storing an evidence file) before the decision that records it.
+func CheckSession(c *Change, session, secret string, now time.Time, agentRetired bool) error {
+	if !c.Exists() {
+		return ErrCredentialDead
+	}
+	if _, why, err := liveSession(c, session, secret, now, agentRetired); err != nil {
+		if why == "" {
+			return err
+		}
+		return fmt.Errorf("%w: %s", err, why)
+	}
+	return nil
+}
+
 // liveSession authenticates a session credential against the change. A
 // secret that matches no session is refused without a record (it proves
 // nothing); a real credential that is dead is refused with ActionRefused.

@@ -227,7 +227,11 @@ func (k *Clerk) AttachEvidence(ctx context.Context, credential string, kind doma
 		return domain.EvidenceSummary{}, err
 	}
 	// Authenticate before storing anything.
-	if _, err := domain.AttachEvidence(c, domain.Evidence{Session: sessionID, Secret: credential, Kind: kind, Format: format, SHA256: strings.Repeat("0", 64)}, k.now()); err != nil {
+	retired, err := k.agentRetired(ctx, c, sessionID)
+	if err != nil {
+		return domain.EvidenceSummary{}, err
+	}
+	if err := domain.CheckSession(c, sessionID, credential, k.now(), retired); err != nil {
 		return domain.EvidenceSummary{}, err
 	}
 	sum := sha256.Sum256(content)
