@@ -1,0 +1,11 @@
+//go:build !linux
+
+package kms_test
+
+import "errors"
+
+func runInPrivateNetwork() (int, error) {
+	return 0, errors.New("private network namespaces need Linux")
+}
+
+func loopbackUp() error { return errors.New("private network namespaces need Linux") }
