@@ -31,6 +31,7 @@ import (
 
 	"github.com/evidence-parity/docket/anchors"
 	"github.com/evidence-parity/docket/anchors/kms"
+	"github.com/evidence-parity/docket/anchors/kms/kmstest"
 	"github.com/evidence-parity/docket/ledger"
 	"github.com/evidence-parity/docket/ledger/sqlite"
 	"github.com/evidence-parity/docket/ledger/storetest"
@@ -38,9 +39,9 @@ import (
 
 // newSigner builds a Signer for keyID against l, as the CLI would with
 // --kms-endpoint.
-func newSigner(t *testing.T, l *localKMS, keyID string) *kms.Signer {
+func newSigner(t *testing.T, l *kmstest.LocalKMS, keyID string) *kms.Signer {
 	t.Helper()
-	s, err := kms.New(context.Background(), kms.Config{KeyID: keyID, Endpoint: l.endpoint})
+	s, err := kms.New(context.Background(), kms.Config{KeyID: keyID, Endpoint: l.Endpoint})
 	if err != nil {
 		t.Fatalf("kms.New(%s): %v", keyID, err)
 	}
@@ -110,8 +111,8 @@ func verifyAtRest(t *testing.T, path string, fingerprints ...string) (ledger.Rep
 // TestLedgerCheckpointsSignedInKMS: a ledger whose checkpoints a KMS key
 // signs verifies with nothing but that key's public key from KMS.
 func TestLedgerCheckpointsSignedInKMS(t *testing.T) {
-	l := startLocalKMS(t, "")
-	keyID := l.createKey(t, types.KeySpecEccNistP256, types.KeyUsageTypeSignVerify)
+	l := kmstest.Start(t, "")
+	keyID := l.CreateKey(t, types.KeySpecEccNistP256, types.KeyUsageTypeSignVerify)
 	signer := newSigner(t, l, keyID)
 	if !strings.HasSuffix(signer.KeyARN(), "key/"+keyID) {
 		t.Errorf("KeyARN() = %s, want the ARN of key %s", signer.KeyARN(), keyID)
@@ -136,7 +137,7 @@ func TestLedgerCheckpointsSignedInKMS(t *testing.T) {
 		t.Fatalf("close: %v", err)
 	}
 
-	fp, spki := pinned(t, l.publicKeyPEM(t, keyID))
+	fp, spki := pinned(t, l.PublicKeyPEM(t, keyID))
 	if got := fingerprintOf(t, signer.Public().(*ecdsa.PublicKey)); got != fp {
 		t.Fatalf("signer's fingerprint %s, KMS public key's %s", got, fp)
 	}
@@ -167,8 +168,8 @@ func TestLedgerCheckpointsSignedInKMS(t *testing.T) {
 // TestSignDigest: Sign signs the digest as given, without hashing it again,
 // and refuses anything but 32 bytes.
 func TestSignDigest(t *testing.T) {
-	l := startLocalKMS(t, "")
-	signer := newSigner(t, l, l.createKey(t, types.KeySpecEccNistP256, types.KeyUsageTypeSignVerify))
+	l := kmstest.Start(t, "")
+	signer := newSigner(t, l, l.CreateKey(t, types.KeySpecEccNistP256, types.KeyUsageTypeSignVerify))
 	pub := signer.Public().(*ecdsa.PublicKey)
 	digest := sha256.Sum256([]byte("checkpoint body\n"))
 	sig, err := signer.Sign(context.Background(), digest[:])
@@ -208,7 +209,7 @@ func TestSeededKeyByAlias(t *testing.T) {
 		seed.WriteString("          " + line)
 	}
 	fmt.Fprintf(&seed, "Aliases:\n  - AliasName: alias/docket-checkpoints\n    TargetKeyId: %s\n", keyID)
-	l := startLocalKMS(t, seed.String())
+	l := kmstest.Start(t, seed.String())
 
 	signer := newSigner(t, l, "alias/docket-checkpoints")
 	if got, want := fingerprintOf(t, signer.Public().(*ecdsa.PublicKey)), fingerprintOf(t, &priv.PublicKey); got != want {
@@ -227,7 +228,7 @@ func TestSeededKeyByAlias(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	fp, _ := pinned(t, l.publicKeyPEM(t, "alias/docket-checkpoints"))
+	fp, _ := pinned(t, l.PublicKeyPEM(t, "alias/docket-checkpoints"))
 	rep, err := verifyAtRest(t, path, fp)
 	if err != nil || rep.Latest.Size != size {
 		t.Fatalf("verify: %+v, %v; want latest size %d", rep, err, size)
@@ -237,24 +238,24 @@ func TestSeededKeyByAlias(t *testing.T) {
 // TestUnusableKeys: keys that cannot sign checkpoints are refused at
 // construction with a permanent error naming the key and the cause.
 func TestUnusableKeys(t *testing.T) {
-	l := startLocalKMS(t, "")
-	disabled := l.createKey(t, types.KeySpecEccNistP256, types.KeyUsageTypeSignVerify)
-	if _, err := l.admin.DisableKey(context.Background(), &awskms.DisableKeyInput{KeyId: aws.String(disabled)}); err != nil {
+	l := kmstest.Start(t, "")
+	disabled := l.CreateKey(t, types.KeySpecEccNistP256, types.KeyUsageTypeSignVerify)
+	if _, err := l.Admin.DisableKey(context.Background(), &awskms.DisableKeyInput{KeyId: aws.String(disabled)}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
 		name, keyID, want string
 	}{
-		{"P-384", l.createKey(t, types.KeySpecEccNistP384, types.KeyUsageTypeSignVerify), "wrong key spec ECC_NIST_P384"},
-		{"secp256k1", l.createKey(t, types.KeySpecEccSecgP256k1, types.KeyUsageTypeSignVerify), "wrong key spec ECC_SECG_P256K1"},
-		{"RSA", l.createKey(t, types.KeySpecRsa2048, types.KeyUsageTypeSignVerify), "wrong key spec RSA_2048"},
-		{"symmetric", l.createKey(t, types.KeySpecSymmetricDefault, types.KeyUsageTypeEncryptDecrypt), "UnsupportedOperationException"},
+		{"P-384", l.CreateKey(t, types.KeySpecEccNistP384, types.KeyUsageTypeSignVerify), "wrong key spec ECC_NIST_P384"},
+		{"secp256k1", l.CreateKey(t, types.KeySpecEccSecgP256k1, types.KeyUsageTypeSignVerify), "wrong key spec ECC_SECG_P256K1"},
+		{"RSA", l.CreateKey(t, types.KeySpecRsa2048, types.KeyUsageTypeSignVerify), "wrong key spec RSA_2048"},
+		{"symmetric", l.CreateKey(t, types.KeySpecSymmetricDefault, types.KeyUsageTypeEncryptDecrypt), "UnsupportedOperationException"},
 		{"disabled", disabled, "key is disabled (KMS DisabledException"},
 		{"missing alias", "alias/nothing-here", "key not found (KMS NotFoundException"},
 		{"missing key", uuid.NewString(), "key not found (KMS NotFoundException"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := kms.New(context.Background(), kms.Config{KeyID: tc.keyID, Endpoint: l.endpoint})
+			_, err := kms.New(context.Background(), kms.Config{KeyID: tc.keyID, Endpoint: l.Endpoint})
 			if err == nil {
 				t.Fatal("got a signer, want an error")
 			}
@@ -276,8 +277,8 @@ func TestUnusableKeys(t *testing.T) {
 // TestDisabledKey: while the key is disabled, appends go on and checkpoints
 // stop with a permanent error; once it is enabled again they catch up.
 func TestDisabledKey(t *testing.T) {
-	l := startLocalKMS(t, "")
-	keyID := l.createKey(t, types.KeySpecEccNistP256, types.KeyUsageTypeSignVerify)
+	l := kmstest.Start(t, "")
+	keyID := l.CreateKey(t, types.KeySpecEccNistP256, types.KeyUsageTypeSignVerify)
 	signer := newSigner(t, l, keyID)
 	path := filepath.Join(t.TempDir(), "ledger.db")
 	s := openStore(t, path, signer)
@@ -289,13 +290,13 @@ func TestDisabledKey(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if _, err := l.admin.DisableKey(ctx, &awskms.DisableKeyInput{KeyId: aws.String(keyID)}); err != nil {
+	if _, err := l.Admin.DisableKey(ctx, &awskms.DisableKeyInput{KeyId: aws.String(keyID)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := signer.Check(ctx); !kms.IsPermanent(err) || !strings.Contains(err.Error(), "key is disabled") {
 		t.Errorf("Check() = %v, want a permanent error saying the key is disabled", err)
 	}
-	if _, err := kms.New(ctx, kms.Config{KeyID: keyID, Endpoint: l.endpoint}); !kms.IsPermanent(err) {
+	if _, err := kms.New(ctx, kms.Config{KeyID: keyID, Endpoint: l.Endpoint}); !kms.IsPermanent(err) {
 		t.Errorf("kms.New on a disabled key = %v, want a permanent error", err)
 	}
 
@@ -309,7 +310,7 @@ func TestDisabledKey(t *testing.T) {
 	}
 	size = appendEvents(t, s, "change-2", 2)
 
-	if _, err := l.admin.EnableKey(ctx, &awskms.EnableKeyInput{KeyId: aws.String(keyID)}); err != nil {
+	if _, err := l.Admin.EnableKey(ctx, &awskms.EnableKeyInput{KeyId: aws.String(keyID)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := signer.Check(ctx); err != nil {
@@ -326,7 +327,7 @@ func TestDisabledKey(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	fp, _ := pinned(t, l.publicKeyPEM(t, keyID))
+	fp, _ := pinned(t, l.PublicKeyPEM(t, keyID))
 	if _, err := verifyAtRest(t, path, fp); err != nil {
 		t.Errorf("verify: %v", err)
 	}
@@ -336,9 +337,9 @@ func TestDisabledKey(t *testing.T) {
 // is reopened with it, verify when both keys are pinned and fail, naming the
 // checkpoint, when only one is.
 func TestRotation(t *testing.T) {
-	l := startLocalKMS(t, "")
-	keyA := l.createKey(t, types.KeySpecEccNistP256, types.KeyUsageTypeSignVerify)
-	keyB := l.createKey(t, types.KeySpecEccNistP256, types.KeyUsageTypeSignVerify)
+	l := kmstest.Start(t, "")
+	keyA := l.CreateKey(t, types.KeySpecEccNistP256, types.KeyUsageTypeSignVerify)
+	keyB := l.CreateKey(t, types.KeySpecEccNistP256, types.KeyUsageTypeSignVerify)
 	path := filepath.Join(t.TempDir(), "ledger.db")
 
 	s := openStore(t, path, newSigner(t, l, keyA))
@@ -356,8 +357,8 @@ func TestRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	fpA, _ := pinned(t, l.publicKeyPEM(t, keyA))
-	fpB, _ := pinned(t, l.publicKeyPEM(t, keyB))
+	fpA, _ := pinned(t, l.PublicKeyPEM(t, keyA))
+	fpB, _ := pinned(t, l.PublicKeyPEM(t, keyB))
 	rep, err := verifyAtRest(t, path, fpA, fpB)
 	if err != nil {
 		t.Fatalf("verify pinning both keys: %v", err)
@@ -391,12 +392,12 @@ func TestRotation(t *testing.T) {
 // real local-kms are retried until KMS answers; a KMS that cannot be reached
 // gives a transient error, and the caller's deadline bounds the retrying.
 func TestTransientFailuresRetried(t *testing.T) {
-	l := startLocalKMS(t, "")
-	keyID := l.createKey(t, types.KeySpecEccNistP256, types.KeyUsageTypeSignVerify)
+	l := kmstest.Start(t, "")
+	keyID := l.CreateKey(t, types.KeySpecEccNistP256, types.KeyUsageTypeSignVerify)
 
 	// A proxy that fails the first Sign attempts of each call the way AWS
 	// does under load, then passes requests on to local-kms.
-	target, err := url.Parse(l.endpoint)
+	target, err := url.Parse(l.Endpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -473,11 +474,11 @@ func TestTransientFailuresRetried(t *testing.T) {
 // TestPendingDeletion: Check reports a key scheduled for deletion, and Sign
 // fails permanently.
 func TestPendingDeletion(t *testing.T) {
-	l := startLocalKMS(t, "")
-	keyID := l.createKey(t, types.KeySpecEccNistP256, types.KeyUsageTypeSignVerify)
+	l := kmstest.Start(t, "")
+	keyID := l.CreateKey(t, types.KeySpecEccNistP256, types.KeyUsageTypeSignVerify)
 	signer := newSigner(t, l, keyID)
 	ctx := context.Background()
-	if _, err := l.admin.ScheduleKeyDeletion(ctx, &awskms.ScheduleKeyDeletionInput{KeyId: aws.String(keyID), PendingWindowInDays: aws.Int32(7)}); err != nil {
+	if _, err := l.Admin.ScheduleKeyDeletion(ctx, &awskms.ScheduleKeyDeletionInput{KeyId: aws.String(keyID), PendingWindowInDays: aws.Int32(7)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := signer.Check(ctx); !kms.IsPermanent(err) || !strings.Contains(err.Error(), "key is pending deletion") {

@@ -75,7 +75,10 @@ func (r *reader) bytes(n int) ([]byte, error) {
 	return out, nil
 }
 
-// varuint reads an unsigned LEB128 integer of at most 64 bits.
+// varuint reads an unsigned LEB128 integer of at most 64 bits in its
+// shortest encoding. The reference readers also accept padded encodings
+// (a trailing 0x80…0x00); Docket refuses them so that a proof has one
+// serialization, and every file round-trips byte for byte.
 func (r *reader) varuint() (uint64, error) {
 	var v uint64
 	for shift := uint(0); ; shift += 7 {
@@ -85,6 +88,9 @@ func (r *reader) varuint() (uint64, error) {
 		}
 		if shift == 63 && c > 1 || shift > 63 {
 			return 0, invalidf("varuint at byte %d overflows 64 bits", r.pos)
+		}
+		if c == 0 && shift > 0 {
+			return 0, invalidf("varuint at byte %d is not in its shortest encoding", r.pos-1)
 		}
 		v |= uint64(c&0x7f) << shift
 		if c&0x80 == 0 {

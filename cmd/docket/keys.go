@@ -41,12 +41,15 @@ func newKeysCmd() *cobra.Command {
 	show := &cobra.Command{
 		Use:   "show",
 		Short: "Print the public key (PEM) and its fingerprint, which auditors pin",
-		Args:  cobra.NoArgs,
+		Long: `Prints the checkpoint key's public key and fingerprint: the local key file's,
+or with --kms-key-id the AWS KMS key's (fetched with GetPublicKey; no private
+key is involved).`,
+		Args: cobra.NoArgs,
 	}
 	showData := dataFlag(show)
 	onlyFP := show.Flags().Bool("fingerprint", false, "print only the fingerprint")
 	show.RunE = func(c *cobra.Command, _ []string) error {
-		s, err := anchors.OpenFileSigner(keyPath(*showData), false)
+		s, _, err := checkpointSigner(c.Context(), *showData, false)
 		if errors.Is(err, anchors.ErrNoKey) {
 			return usageErr("%v", err)
 		}

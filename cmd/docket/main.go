@@ -81,7 +81,8 @@ func newRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: 2, err: fmt.Errorf("%w\n%s", err, c.UsageString())}
 	})
-	root.AddCommand(newDemoCmd(), newKeysCmd(), newVerifyCmd(), newCheckpointCmd(), newBenchCmd(), newPrincipalsCmd(), newAgentsCmd(), newProjectionsCmd(), newServeCmd())
+	addKMSFlags(root)
+	root.AddCommand(newOTSCmd(), newAnchorCmd(), newDemoCmd(), newKeysCmd(), newVerifyCmd(), newCheckpointCmd(), newBenchCmd(), newPrincipalsCmd(), newAgentsCmd(), newProjectionsCmd(), newServeCmd())
 	// Unknown subcommands and bad argument counts are usage errors too.
 	for _, c := range append(root.Commands(), root) {
 		wrapArgs(c)

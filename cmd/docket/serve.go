@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v5/middleware"
 	"github.com/spf13/cobra"
 
+	"github.com/evidence-parity/docket/anchoring"
 	"github.com/evidence-parity/docket/domain"
 	"github.com/evidence-parity/docket/domain/clerk"
 	"github.com/evidence-parity/docket/graph"
@@ -34,15 +35,34 @@ func newServeCmd() *cobra.Command {
 	clientID := c.Flags().String("oidc-client-id", envOr("DOCKET_OIDC_CLIENT_ID", ""), "the audience ID tokens must carry (env DOCKET_OIDC_CLIENT_ID)")
 	claim := c.Flags().String("oidc-claim", envOr("DOCKET_OIDC_CLAIM", "email"), "the ID token claim that names the principal (env DOCKET_OIDC_CLAIM)")
 	rate := c.Flags().Float64("rate-limit", 500, "requests per second per bearer token (per address without one); 0 turns it off")
+	anchorEvery := c.Flags().Duration("anchor-interval", 10*time.Minute, "submit the latest checkpoint to OpenTimestamps calendars this often, when the log grew; 0 turns anchoring off")
+	upgradeEvery := c.Flags().Duration("upgrade-interval", 10*time.Minute, "ask the calendars for Bitcoin attestations of pending anchors this often")
+	anchorF := addAnchorFlags(c)
 	c.RunE = func(c *cobra.Command, _ []string) error {
 		ctx := c.Context()
 		logger := slog.Default()
-		store, err := openWritable(ctx, *data)
+		store, kms, err := openWritableKMS(ctx, *data)
 		if err != nil {
 			return err
 		}
 		defer store.Close()
-		logger.Warn("checkpoints are signed with a local key file, which is not externally custodied; use KMS in production")
+		rd := &readiness{store: store, kms: kms}
+		if kms == nil {
+			logger.Warn("checkpoints are signed with a local key file, which is not externally custodied; use --kms-key-id in production")
+		} else {
+			logger.Info("checkpoints are signed through AWS KMS", "key", kms.KeyARN())
+		}
+		if *anchorEvery > 0 {
+			an, err := anchorF.anchorer(*data, store, anchoring.Config{Interval: *anchorEvery, UpgradeInterval: *upgradeEvery, Logger: logger})
+			if err != nil {
+				return err
+			}
+			rd.anchorer = an
+			anchorCtx, stopAnchoring := context.WithCancel(ctx)
+			defer stopAnchoring()
+			go an.Run(anchorCtx)
+			logger.Info("anchoring checkpoints", "every", *anchorEvery, "calendars", an.Calendars())
+		}
 		proj, err := projections.Open(ctx, projectionsPath(*data), store, logger)
 		if err != nil {
 			return err
@@ -62,7 +82,7 @@ func newServeCmd() *cobra.Command {
 			}
 			auth = o
 		}
-		e := newRouter(store, &graph.Resolver{Clerk: k, Auth: auth, Log: store, Projections: proj, Prover: store}, logger, *rate)
+		e := newRouter(store, &graph.Resolver{Clerk: k, Auth: auth, Log: store, Projections: proj, Prover: store}, logger, *rate, rd.check)
 
 		ln, err := net.Listen("tcp", *listen)
 		if err != nil {
@@ -98,7 +118,10 @@ func newServeCmd() *cobra.Command {
 // newRouter is the server's HTTP surface: /graphql, /metrics, /healthz and
 // /readyz behind recovery, request ids, request logs, secure headers and a
 // body limit.
-func newRouter(store *sqlite.Store, r *graph.Resolver, logger *slog.Logger, rate float64) *echo.Echo {
+//
+// ready answers /readyz: a detail text and whether the server is ready (nil:
+// the checkpoint signer's state alone).
+func newRouter(store *sqlite.Store, r *graph.Resolver, logger *slog.Logger, rate float64, ready func(context.Context) (string, bool)) *echo.Echo {
 	gql := graph.NewHandler(r, logger, graph.Limits{})
 	m := newMetrics(store)
 	e := echo.New()
@@ -119,10 +142,14 @@ func newRouter(store *sqlite.Store, r *graph.Resolver, logger *slog.Logger, rate
 	e.Any("/graphql", echo.WrapHandler(gql))
 	e.GET("/healthz", func(c *echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", func(c *echo.Context) error {
-		if err := store.CheckpointErr(); err != nil {
-			return c.String(http.StatusServiceUnavailable, "checkpoints failing: "+err.Error()+"\n")
+		if ready == nil {
+			ready = (&readiness{store: store}).check
 		}
-		return c.String(http.StatusOK, "ready\n")
+		detail, ok := ready(c.Request().Context())
+		if !ok {
+			return c.String(http.StatusServiceUnavailable, "not ready\n"+detail)
+		}
+		return c.String(http.StatusOK, "ready\n"+detail)
 	})
 	return e
 }

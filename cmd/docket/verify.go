@@ -16,7 +16,7 @@ import (
 )
 
 func newVerifyCmd() *cobra.Command {
-	verify := &cobra.Command{Use: "verify", Short: "Verify a ledger offline"}
+	verify := &cobra.Command{Use: "verify", Short: "Verify a ledger or a proof offline"}
 	lc := &cobra.Command{
 		Use:   "ledger",
 		Short: "Recompute the ledger's Merkle tree and check it against its signed checkpoints",
@@ -25,7 +25,8 @@ leaves, and checks every stored checkpoint's signature (against the pinned
 key fingerprints) and root. Exit 0 with a summary when intact; exit 1 naming
 the first bad position and what is wrong.
 
-Without --fingerprint the local key's fingerprint is pinned. Pass checkpoints
+Without --fingerprint the fingerprint of the configured key (--kms-key-id, or
+the local key file) is pinned. Pass checkpoints
 saved earlier (docket checkpoint > FILE, or --save-checkpoint) with
 --since-checkpoint to catch a log truncated together with its checkpoints.`,
 		Args: cobra.NoArgs,
@@ -43,9 +44,9 @@ saved earlier (docket checkpoint > FILE, or --save-checkpoint) with
 			}
 		}
 		if len(pinned) == 0 {
-			s, err := anchors.OpenFileSigner(keyPath(*data), false)
+			s, _, err := checkpointSigner(ctx, *data, false)
 			if err != nil {
-				return usageErr("no --fingerprint given and no local key to pin: %v", err)
+				return usageErr("no --fingerprint given and no key to pin: %v", err)
 			}
 			fp, err := anchors.Fingerprint(s.Public())
 			if err != nil {
@@ -85,7 +86,7 @@ saved earlier (docket checkpoint > FILE, or --save-checkpoint) with
 		}
 		return nil
 	}
-	verify.AddCommand(lc)
+	verify.AddCommand(lc, newVerifyOTSCmd())
 	return verify
 }
 
@@ -150,14 +151,4 @@ func newCheckpointCmd() *cobra.Command {
 		return err
 	}
 	return c
-}
-
-// openWritable opens the ledger at data with the local key, creating both
-// on first use.
-func openWritable(ctx context.Context, data string) (*sqlite.Store, error) {
-	signer, err := anchors.OpenFileSigner(keyPath(data), true)
-	if err != nil {
-		return nil, err
-	}
-	return sqlite.Open(ctx, ledgerPath(data), sqlite.Options{Signer: signer, WitnessPath: witnessPath(data)})
 }

@@ -1,6 +1,6 @@
 //go:build linux
 
-package kms_test
+package kmstest
 
 import (
 	"errors"
