@@ -3,11 +3,7 @@ package kms_test
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -194,22 +190,9 @@ func TestSignDigest(t *testing.T) {
 // TestSeededKeyByAlias: a key seeded into local-kms from a YAML file,
 // used through its alias.
 func TestSeededKeyByAlias(t *testing.T) {
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalECPrivateKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
 	keyID := uuid.NewString()
-	var seed strings.Builder
-	fmt.Fprintf(&seed, "Keys:\n  Asymmetric:\n    Ecc:\n      - Metadata:\n          KeyId: %s\n          KeyUsage: SIGN_VERIFY\n          Description: docket checkpoints\n        PrivateKeyPem: |\n", keyID)
-	for line := range strings.Lines(string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}))) {
-		seed.WriteString("          " + line)
-	}
-	fmt.Fprintf(&seed, "Aliases:\n  - AliasName: alias/docket-checkpoints\n    TargetKeyId: %s\n", keyID)
-	l := kmstest.Start(t, seed.String())
+	seed, priv := kmstest.SeedP256(t, keyID, "alias/docket-checkpoints")
+	l := kmstest.Start(t, seed)
 
 	signer := newSigner(t, l, "alias/docket-checkpoints")
 	if got, want := fingerprintOf(t, signer.Public().(*ecdsa.PublicKey)), fingerprintOf(t, &priv.PublicKey); got != want {

@@ -6,11 +6,6 @@ package kms_test
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -110,7 +105,7 @@ func TestKeysShowPrintsTheKMSKey(t *testing.T) {
 // signed through KMS, first by key A (seeded from YAML, used by alias) and
 // then by key B, and verifies it with the public keys alone.
 func TestLedgerSignedInKMSWithRotation(t *testing.T) {
-	l := kmstest.Start(t, seedYAML(t))
+	l := kmstest.Start(t, seed(t))
 	data := t.TempDir()
 	keyA, keyB := "alias/docket-checkpoints", l.CreateKey(t, types.KeySpecEccNistP256, types.KeyUsageTypeSignVerify)
 	fpA, fpB := fingerprint(t, l, keyA), fingerprint(t, l, keyB)
@@ -131,28 +126,6 @@ func TestLedgerSignedInKMSWithRotation(t *testing.T) {
 			t.Fatalf("%s pinned: exit %d, want 1 naming the checkpoint:\n%s", c.name, code, errOut)
 		}
 	}
-}
-
-// seedYAML seeds local-kms with a fresh P-256 key under the alias
-// alias/docket-checkpoints, in local-kms's seed file format.
-func seedYAML(t *testing.T) string {
-	t.Helper()
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalECPrivateKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const id = "0b2f1c8e-3c1a-4f0e-9a51-6d1d2c7e9f10"
-	var b strings.Builder
-	fmt.Fprintf(&b, "Keys:\n  Asymmetric:\n    Ecc:\n      - Metadata:\n          KeyId: %s\n          KeyUsage: SIGN_VERIFY\n          Description: docket checkpoints\n        PrivateKeyPem: |\n", id)
-	for line := range strings.Lines(string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}))) {
-		b.WriteString("          " + line)
-	}
-	fmt.Fprintf(&b, "Aliases:\n  - AliasName: alias/docket-checkpoints\n    TargetKeyId: %s\n", id)
-	return b.String()
 }
 
 func TestServeWithKMS(t *testing.T) {
@@ -209,4 +182,9 @@ func TestServeWithKMS(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "disabled") {
 		t.Fatalf("serve with a disabled key: exit %d %s", code, errOut)
 	}
+}
+
+func seed(t *testing.T) string {
+	y, _ := kmstest.SeedP256(t, "0b2f1c8e-3c1a-4f0e-9a51-6d1d2c7e9f10", "alias/docket-checkpoints")
+	return y
 }

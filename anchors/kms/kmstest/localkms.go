@@ -18,6 +18,10 @@ package kmstest
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/pem"
 	"fmt"
 	"os"
@@ -252,3 +256,24 @@ func (l *LocalKMS) PublicKeyPEM(t testing.TB, keyID string) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: out.PublicKey})
 }
 
+// SeedP256 returns a local-kms seed file (KMS_SEED_PATH's YAML format) with
+// a fresh P-256 signing key under keyID, reachable by alias, and the key
+// itself so a test can compare what KMS reports with it.
+func SeedP256(t testing.TB, keyID, alias string) (string, *ecdsa.PrivateKey) {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalECPrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seed strings.Builder
+	fmt.Fprintf(&seed, "Keys:\n  Asymmetric:\n    Ecc:\n      - Metadata:\n          KeyId: %s\n          KeyUsage: SIGN_VERIFY\n          Description: docket checkpoints\n        PrivateKeyPem: |\n", keyID)
+	for line := range strings.Lines(string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}))) {
+		seed.WriteString("          " + line)
+	}
+	fmt.Fprintf(&seed, "Aliases:\n  - AliasName: %s\n    TargetKeyId: %s\n", alias, keyID)
+	return seed.String(), priv
+}
