@@ -105,6 +105,17 @@ func TestServerAnchorsCheckpoints(t *testing.T) {
 		t.Fatalf("ots info:\n%s", info)
 	}
 
+	// The reference client (npm opentimestamps) reads the proof the server
+	// wrote and prints the same tree.
+	cli, _ := filepath.Abs("../scripts/ots-reference/node_modules/opentimestamps/ots-cli.js")
+	if _, err := os.Stat(cli); err != nil {
+		t.Fatalf("reference client missing (make test installs it with scripts/install-ots-reference.sh): %v", err)
+	}
+	ref, err := exec.Command("node", cli, "info", last).CombinedOutput()
+	if err != nil || string(ref) != info+"\n" {
+		t.Fatalf("reference client (%v):\n%s\ndocket:\n%s", err, ref, info)
+	}
+
 	// Tampering with the note breaks the proof.
 	os.WriteFile(note, []byte("forged"), 0o644)
 	if code, _, stderr := runCode(t, bin, "verify", "ots", last, "--file", note, "--bitcoin-headers", headers); code != 1 || !strings.Contains(stderr, "digest mismatch") {
