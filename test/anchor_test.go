@@ -161,7 +161,7 @@ func TestAnchorCLIWithCalendarsDown(t *testing.T) {
 
 func TestVerifyOTSCLI(t *testing.T) {
 	bin := buildDocket(t)
-	v := "../../shared/vectors/ots/"
+	v := "../anchors/ots/testdata/vectors/"
 	hdr := v + "bitcoin-block-358391-header.hex"
 	for _, c := range []struct {
 		name string

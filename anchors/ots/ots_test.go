@@ -12,8 +12,8 @@ import (
 )
 
 // vectors is the shared folder of OpenTimestamps proofs from the reference
-// implementations' examples (see ../shared/vectors/README.md).
-const vectors = "../../../shared/vectors/ots"
+// implementations' examples (copied from ../shared/vectors into testdata/vectors with their README).
+const vectors = "testdata/vectors"
 
 func readVector(t *testing.T, name string) []byte {
 	t.Helper()
