@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/evidence-parity/docket/anchoring"
+	"github.com/evidence-parity/docket/anchors/anchoring"
 	"github.com/evidence-parity/docket/anchors/ots"
 	"github.com/evidence-parity/docket/ledger/sqlite"
 )

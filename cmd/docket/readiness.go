@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/evidence-parity/docket/anchoring"
+	"github.com/evidence-parity/docket/anchors/anchoring"
 	kmssigner "github.com/evidence-parity/docket/anchors/kms"
 	"github.com/evidence-parity/docket/ledger/sqlite"
 )

@@ -13,7 +13,7 @@ import (
 	"github.com/labstack/echo/v5/middleware"
 	"github.com/spf13/cobra"
 
-	"github.com/evidence-parity/docket/anchoring"
+	"github.com/evidence-parity/docket/anchors/anchoring"
 	"github.com/evidence-parity/docket/domain"
 	"github.com/evidence-parity/docket/domain/clerk"
 	"github.com/evidence-parity/docket/graph"

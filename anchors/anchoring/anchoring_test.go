@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/evidence-parity/docket/anchoring"
+	"github.com/evidence-parity/docket/anchors/anchoring"
 	"github.com/evidence-parity/docket/anchors"
 	"github.com/evidence-parity/docket/anchors/ots"
 	"github.com/evidence-parity/docket/anchors/ots/otstest"
