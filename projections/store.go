@@ -31,10 +31,36 @@ type Projector struct {
 	log    ledger.Store
 	db     *sql.DB
 	logger *slog.Logger
-	// streams caches the records of recently projected streams, from
-	// revision 0, so a stream is read from the store at most once per
-	// run; a stream first seen mid-way is read once up to that point.
-	streams map[string][]ledger.Record
+	// streams caches the decoded records of recently projected streams,
+	// from revision 0, so a stream is read from the store and decoded at
+	// most once per run; a stream first seen mid-way is read once up to
+	// that point.
+	streams map[string][]decoded
+}
+
+// decoded is a record with its domain event decoded (for the streams the
+// read models fold), or the error decoding it gave.
+type decoded struct {
+	ledger.Record
+	event domain.Event
+	err   error
+}
+
+// projected reports whether a stream feeds a read model.
+func projected(stream string) bool {
+	return strings.HasPrefix(stream, "change-") || strings.HasPrefix(stream, "agent-") || strings.HasPrefix(stream, "principal-")
+}
+
+// decodeAll decodes the records of projected streams.
+func decodeAll(recs []ledger.Record) []decoded {
+	out := make([]decoded, len(recs))
+	for i, r := range recs {
+		out[i].Record = r
+		if projected(r.Event.Stream) {
+			out[i].event, out[i].err = domain.Decode(r.Event.Type, r.Event.Data)
+		}
+	}
+	return out
 }
 
 // maxCachedStreams bounds the stream cache; past it the cache starts over.
@@ -91,7 +117,7 @@ func Open(ctx context.Context, path string, log ledger.Store, logger *slog.Logge
 		db.Close()
 		return nil, fmt.Errorf("open projections: %w", err)
 	}
-	return &Projector{log: log, db: db, logger: logger, streams: map[string][]ledger.Record{}}, nil
+	return &Projector{log: log, db: db, logger: logger, streams: map[string][]decoded{}}, nil
 }
 
 // Close closes the read models.
@@ -109,26 +135,70 @@ func (p *Projector) Position(ctx context.Context) (uint64, error) {
 
 const batchSize = 2000
 
-// CatchUp projects everything in the log now, then returns.
+// catchUpBatch is the batch size of a catch-up: a change rewritten once per
+// batch that touches it, so larger batches rewrite fewer views twice.
+const catchUpBatch = 10_000
+
+// CatchUp projects everything in the log now, then returns. Reading,
+// decoding and writing the read models run in a pipeline, each stage in its
+// own goroutine.
 func (p *Projector) CatchUp(ctx context.Context) error {
 	from, err := p.Position(ctx)
 	if err != nil {
 		return err
 	}
-	var batch []ledger.Record
-	for r, err := range p.log.ReadAll(ctx, from) {
-		if err != nil {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	read := make(chan []ledger.Record, 2)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(read)
+		batch := make([]ledger.Record, 0, catchUpBatch)
+		send := func() bool {
+			select {
+			case read <- batch:
+				batch = make([]ledger.Record, 0, catchUpBatch)
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		for r, err := range p.log.ReadAll(ctx, from) {
+			if err != nil {
+				readErr <- err
+				return
+			}
+			batch = append(batch, r)
+			if len(batch) == catchUpBatch && !send() {
+				return
+			}
+		}
+		if len(batch) > 0 {
+			send()
+		}
+	}()
+	decodedBatches := make(chan []decoded, 2)
+	go func() {
+		defer close(decodedBatches)
+		for batch := range read {
+			select {
+			case decodedBatches <- decodeAll(batch):
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for batch := range decodedBatches {
+		if err := p.apply(ctx, batch); err != nil {
 			return err
 		}
-		batch = append(batch, r)
-		if len(batch) == batchSize {
-			if err := p.apply(ctx, batch); err != nil {
-				return err
-			}
-			batch = batch[:0]
-		}
 	}
-	return p.apply(ctx, batch)
+	select {
+	case err := <-readErr:
+		return err
+	default:
+		return ctx.Err()
+	}
 }
 
 // Run projects the log as it grows until ctx is done: catch-up, then live
@@ -165,7 +235,7 @@ func (p *Projector) Run(ctx context.Context) error {
 		select {
 		case r, ok := <-recs:
 			if !ok {
-				if err := p.apply(context.WithoutCancel(ctx), batch); err != nil {
+				if err := p.apply(context.WithoutCancel(ctx), decodeAll(batch)); err != nil {
 					return err
 				}
 				return <-errc
@@ -177,7 +247,7 @@ func (p *Projector) Run(ctx context.Context) error {
 			}
 		case <-idle.C:
 		}
-		if err := p.apply(ctx, batch); err != nil {
+		if err := p.apply(ctx, decodeAll(batch)); err != nil {
 			return err
 		}
 		batch = batch[:0]
@@ -195,7 +265,7 @@ func (p *Projector) Rebuild(ctx context.Context) error {
 
 // apply folds one batch: rewrites the view of every stream it touched as of
 // its last position, and stores the next position, in one transaction.
-func (p *Projector) apply(ctx context.Context, batch []ledger.Record) error {
+func (p *Projector) apply(ctx context.Context, batch []decoded) error {
 	if len(batch) == 0 {
 		return nil
 	}
@@ -227,12 +297,17 @@ func (p *Projector) apply(ctx context.Context, batch []ledger.Record) error {
 		return err
 	}
 	defer tx.Rollback()
+	upsert, err := tx.PrepareContext(ctx, upsertChangeSQL)
+	if err != nil {
+		return err
+	}
+	defer upsert.Close()
 	for stream := range changes {
 		recs, err := p.upTo(ctx, stream, upTo)
 		if err != nil {
 			return err
 		}
-		v, err := BuildChangeView(recs)
+		v, err := buildChangeView(recs)
 		if errors.Is(err, domain.ErrNotFound) {
 			continue // a stream without a plan is not a change
 		}
@@ -240,7 +315,7 @@ func (p *Projector) apply(ctx context.Context, batch []ledger.Record) error {
 			p.logger.Error("change view not built", "stream", stream, "err", err)
 			continue
 		}
-		if err := upsertChange(ctx, tx, v); err != nil {
+		if err := upsertChange(ctx, upsert, v); err != nil {
 			return err
 		}
 	}
@@ -251,8 +326,8 @@ func (p *Projector) apply(ctx context.Context, batch []ledger.Record) error {
 		}
 		var a domain.Agent
 		for _, r := range recs {
-			if e, err := domain.Decode(r.Event.Type, r.Event.Data); err == nil {
-				a.Apply(e)
+			if r.err == nil {
+				a.Apply(r.event)
 			}
 		}
 		if a.ID == "" {
@@ -270,8 +345,8 @@ func (p *Projector) apply(ctx context.Context, batch []ledger.Record) error {
 		}
 		var pr domain.Principal
 		for _, r := range recs {
-			if e, err := domain.Decode(r.Event.Type, r.Event.Data); err == nil {
-				pr.Apply(e)
+			if r.err == nil {
+				pr.Apply(r.event)
 			}
 		}
 		if pr.ID == "" {
@@ -296,13 +371,14 @@ func (p *Projector) apply(ctx context.Context, batch []ledger.Record) error {
 
 // upTo returns a stream's records at positions ≤ upTo, from the cache or,
 // for a stream first seen mid-way, from the store.
-func (p *Projector) upTo(ctx context.Context, stream string, upTo uint64) ([]ledger.Record, error) {
+func (p *Projector) upTo(ctx context.Context, stream string, upTo uint64) ([]decoded, error) {
 	recs, ok := p.streams[stream]
 	if !ok {
-		var err error
-		if recs, err = p.log.ReadStream(ctx, stream, 0); err != nil {
+		read, err := p.log.ReadStream(ctx, stream, 0)
+		if err != nil {
 			return nil, err
 		}
+		recs = decodeAll(read)
 		p.streams[stream] = recs
 	}
 	n := 0
@@ -312,7 +388,10 @@ func (p *Projector) upTo(ctx context.Context, stream string, upTo uint64) ([]led
 	return recs[:n], nil
 }
 
-func upsertChange(ctx context.Context, tx *sql.Tx, v *ChangeView) error {
+const upsertChangeSQL = `INSERT OR REPLACE INTO changes (id, status, agent, requested_by, approver, emergency, has_deviation, submitted_at, promoted_at, position, view)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+func upsertChange(ctx context.Context, upsert *sql.Stmt, v *ChangeView) error {
 	view, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -321,9 +400,7 @@ func upsertChange(ctx context.Context, tx *sql.Tx, v *ChangeView) error {
 	if v.PromotedAt != nil {
 		promoted = v.PromotedAt.UTC().Format(sortableTime)
 	}
-	_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO changes (id, status, agent, requested_by, approver, emergency, has_deviation, submitted_at, promoted_at, position, view)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		v.ID, v.Status, v.Agent, v.RequestedBy, v.Approver, v.Plan.Emergency, v.OutOfScope > 0,
+	_, err = upsert.ExecContext(ctx, v.ID, v.Status, v.Agent, v.RequestedBy, v.Approver, v.Plan.Emergency, v.OutOfScope > 0,
 		v.SubmittedAt.UTC().Format(sortableTime), promoted, int64(v.Position), view)
 	return err
 }

@@ -106,13 +106,18 @@ type facts struct {
 // approval whose authority does not cover the plan, so an approval in the
 // log is one that was covered when it was made.
 func BuildChangeView(recs []ledger.Record) (*ChangeView, error) {
+	return buildChangeView(decodeAll(recs))
+}
+
+// buildChangeView is BuildChangeView over records decoded already.
+func buildChangeView(recs []decoded) (*ChangeView, error) {
 	var c domain.Change
 	f := facts{resolved: map[string]string{}, opened: map[string]string{}, evidence: map[domain.EvidenceKind]string{}}
 	var last uint64
-	for _, r := range recs {
-		e, err := domain.Decode(r.Event.Type, r.Event.Data)
-		if err != nil {
-			return nil, fmt.Errorf("position %d: %w", r.Position, err)
+	for _, d := range recs {
+		r, e := d.Record, d.event
+		if d.err != nil {
+			return nil, fmt.Errorf("position %d: %w", r.Position, d.err)
 		}
 		c.Apply(e)
 		last = r.Position

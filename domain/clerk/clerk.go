@@ -66,72 +66,92 @@ func New(store ledger.Store, cfg Config) *Clerk {
 // maxAttempts bounds decide-append rounds lost to concurrent writers.
 const maxAttempts = 16
 
-// state is a domain aggregate folded from one stream.
+// state is a domain aggregate folded from one stream. Clone must copy
+// whatever Apply changes, so a folded state can be kept and copies of it
+// handed out.
 type state[S any] interface {
 	*S
 	Apply(domain.Event)
+	Clone() *S
 }
 
-// load reads a stream and folds it into a fresh S, returning the revision
-// an append must expect.
+// load returns a stream's state, folded into a copy the caller may change,
+// and the revision an append must expect. The folded state is cached: the
+// log is append-only, so only events after it are read and applied.
 func load[S any, P state[S]](ctx context.Context, k *Clerk, stream string) (*S, ledger.ExpectedRevision, error) {
-	events, err := k.cache.events(ctx, k.store, stream)
+	s, next, ok := cachedState[S](&k.cache, stream)
+	if !ok {
+		s, next = new(S), 0
+	}
+	recs, err := k.store.ReadStream(ctx, stream, next)
 	if err != nil {
 		return nil, ledger.Any, err
 	}
-	s := new(S)
-	for _, e := range events {
-		P(s).Apply(e)
+	if len(recs) > 0 {
+		if s, next, err = extend[S, P](&k.cache, stream, s, next, recs); err != nil {
+			return nil, ledger.Any, err
+		}
 	}
-	if len(events) == 0 {
-		return s, ledger.NoStream, nil
+	if next == 0 {
+		return P(s).Clone(), ledger.NoStream, nil
 	}
-	return s, ledger.Exact(uint64(len(events) - 1)), nil
+	return P(s).Clone(), ledger.Exact(next - 1), nil
 }
 
-// streamCache keeps the decoded events of recently used streams. The log
-// is append-only, so a cached prefix stays true; each load reads only the
-// events after it.
+// extend applies recs, which must follow revision next-1, to a copy of s
+// (folded from next events) and caches the result.
+func extend[S any, P state[S]](c *streamCache, stream string, s *S, next uint64, recs []ledger.Record) (*S, uint64, error) {
+	s = P(s).Clone()
+	for _, r := range recs {
+		if r.Event.Revision != next {
+			return nil, 0, fmt.Errorf("%s: revision %d follows %d events", stream, r.Event.Revision, next)
+		}
+		e, err := domain.Decode(r.Event.Type, r.Event.Data)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s at revision %d: %w", stream, r.Event.Revision, err)
+		}
+		P(s).Apply(e)
+		next++
+	}
+	c.put(stream, s, next)
+	return s, next, nil
+}
+
+// streamCache keeps the folded states of recently used streams. A cached
+// state is never changed: loads fold new events into a copy.
 type streamCache struct {
 	mu      sync.Mutex
-	streams map[string][]domain.Event // index = revision
+	streams map[string]folded
+}
+
+// folded is a state (a *S) folded from a stream's first next events.
+type folded struct {
+	state any
+	next  uint64
 }
 
 // maxCachedStreams bounds the cache; past it, it starts over.
 const maxCachedStreams = 50_000
 
-func (c *streamCache) events(ctx context.Context, store ledger.Store, stream string) ([]domain.Event, error) {
+// cachedState returns the cached state of stream, if it holds an *S.
+func cachedState[S any](c *streamCache, stream string) (*S, uint64, bool) {
 	c.mu.Lock()
-	cached := c.streams[stream]
+	f := c.streams[stream]
 	c.mu.Unlock()
-	recs, err := store.ReadStream(ctx, stream, uint64(len(cached)))
-	if err != nil {
-		return nil, err
-	}
-	if len(recs) == 0 {
-		return cached, nil
-	}
-	// A full slice expression makes append copy: other loads may hold cached.
-	events := cached[:len(cached):len(cached)]
-	for _, r := range recs {
-		if r.Event.Revision != uint64(len(events)) {
-			return nil, fmt.Errorf("%s: revision %d follows %d events", stream, r.Event.Revision, len(events))
-		}
-		e, err := domain.Decode(r.Event.Type, r.Event.Data)
-		if err != nil {
-			return nil, fmt.Errorf("%s at revision %d: %w", stream, r.Event.Revision, err)
-		}
-		events = append(events, e)
-	}
+	s, ok := f.state.(*S)
+	return s, f.next, ok
+}
+
+// put caches s, folded from next events, unless a longer fold is cached.
+func (c *streamCache) put(stream string, s any, next uint64) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.streams == nil || len(c.streams) > maxCachedStreams {
-		c.streams = map[string][]domain.Event{}
+		c.streams = map[string]folded{}
 	}
-	if len(events) > len(c.streams[stream]) {
-		c.streams[stream] = events
+	if f, ok := c.streams[stream]; !ok || next > f.next {
+		c.streams[stream] = folded{state: s, next: next}
 	}
-	c.mu.Unlock()
-	return events, nil
 }
 
 // update loads stream, decides, appends with the loaded revision, and on a
@@ -161,6 +181,16 @@ func updateAs[S any, P state[S]](ctx context.Context, k *Clerk, stream, correlat
 		}
 		if err != nil {
 			return nil, err
+		}
+		// Fold what was appended into the cache now, so the next load
+		// of this stream needs no read. (Should that fail, the next load
+		// reads the records and reports it.)
+		c, next, ok := cachedState[S](&k.cache, stream)
+		if !ok {
+			c, next = new(S), 0
+		}
+		if len(recs) > 0 && recs[0].Event.Revision == next {
+			extend[S, P](&k.cache, stream, c, next, recs)
 		}
 		return recs, derr
 	}

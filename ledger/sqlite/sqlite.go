@@ -60,7 +60,7 @@ type Options struct {
 // storedLevel is the lowest tree level kept in the tree table.
 const storedLevel = 4
 
-// maxCachedStreams bounds the writer's revision cache.
+// maxCachedStreams bounds the cache of stream heads.
 const maxCachedStreams = 100_000
 
 // maxBatchEvents bounds one group commit.
@@ -98,10 +98,20 @@ type Store struct {
 	commits, appends atomic.Uint64
 	lock             *os.File // held while open for writing
 
-	r    readStmts         // prepared once: parsing SQL cost more than reading
-	rng  *compact.Range    // owned by the writer goroutine
-	revs map[string]uint64 // writer's cache: stream → next revision
-	w    writeStmts
+	r   readStmts      // prepared once: parsing SQL cost more than reading
+	rng *compact.Range // owned by the writer goroutine
+	w   writeStmts
+
+	// heads caches stream → next revision for a writable store. Only this
+	// process writes the ledger (the lock file), so a cached head is
+	// authoritative: the writer publishes its appends after they commit and
+	// before anyone learns of them, and ReadStream answers a read from the
+	// head on without a query. headsGen counts publications, so a reader
+	// adds a head it read from the database only if no commit was
+	// published meanwhile.
+	headsMu  sync.RWMutex
+	heads    map[string]uint64
+	headsGen uint64
 }
 
 var (
@@ -157,7 +167,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		now:    opts.Now,
 		logger: opts.Logger,
 		notify: make(chan struct{}),
-		revs:   make(map[string]uint64),
+		heads:  make(map[string]uint64),
 		grew:   make(chan struct{}, 1),
 	}
 	if s.now == nil {
@@ -393,8 +403,21 @@ func isNoSuchTable(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "no such table")
 }
 
-// ReadStream returns a stream's records from revision from on.
+// ReadStream returns a stream's records from revision from on. A writable
+// store answers a read past a stream's known head without a query: loading
+// a cached stream to check nothing was added is the common read.
 func (s *Store) ReadStream(ctx context.Context, stream string, from uint64) ([]ledger.Record, error) {
+	writable := s.wdb != nil
+	var gen uint64
+	if writable {
+		s.headsMu.RLock()
+		next, known := s.heads[stream]
+		gen = s.headsGen
+		s.headsMu.RUnlock()
+		if known && from >= next {
+			return nil, nil
+		}
+	}
 	rows, err := s.r.readStream.QueryContext(ctx, stream, int64(from))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", stream, err)
@@ -402,6 +425,18 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64) ([]l
 	recs, err := scanRecords(rows)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", stream, err)
+	}
+	if writable && len(recs) > 0 {
+		// The query began after gen was read, so it saw every commit
+		// published by then; if none was published since, the last record
+		// is the stream's head. (Empty streams are not cached: any
+		// presented token names one.)
+		next := recs[len(recs)-1].Event.Revision + 1
+		s.headsMu.Lock()
+		if _, known := s.heads[stream]; !known && s.headsGen == gen && len(s.heads) < maxCachedStreams {
+			s.heads[stream] = next
+		}
+		s.headsMu.Unlock()
 	}
 	return recs, nil
 }

@@ -237,10 +237,15 @@ func (s *Store) commitTx(ctx context.Context, batch []*request) (results []resul
 			s.appends.Add(1)
 		}
 	}
-	if len(s.revs)+len(b.next) > maxCachedStreams {
-		clear(s.revs)
+	// Published before anyone hears of the commit (the appenders' answers
+	// and the subscribers' wake-up below).
+	s.headsMu.Lock()
+	s.headsGen++
+	if len(s.heads)+len(b.next) > maxCachedStreams {
+		clear(s.heads)
 	}
-	maps.Copy(s.revs, b.next)
+	maps.Copy(s.heads, b.next)
+	s.headsMu.Unlock()
 	if len(b.leaves) > 0 {
 		s.mu.Lock()
 		s.size, s.root = s.rng.End(), root
@@ -256,14 +261,17 @@ func (s *Store) commitTx(ctx context.Context, batch []*request) (results []resul
 }
 
 // nextRevision returns the revision the stream's next event gets (0 for a
-// stream with no events), from this batch's appends, the writer's cache, or
+// stream with no events), from this batch's appends, the cached heads, or
 // the database. The writer is the only one that writes, so the cache is
 // authoritative for every stream it holds.
 func (s *Store) nextRevision(ctx context.Context, st writeStmts, b *batchState, stream string) (uint64, error) {
 	if next, ok := b.next[stream]; ok {
 		return next, nil
 	}
-	if next, ok := s.revs[stream]; ok {
+	s.headsMu.RLock()
+	next, ok := s.heads[stream]
+	s.headsMu.RUnlock()
+	if ok {
 		return next, nil
 	}
 	var last int64
