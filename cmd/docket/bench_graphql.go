@@ -117,7 +117,7 @@ func benchGraphQL(ctx context.Context, out io.Writer, clients int, duration time
 	}
 
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e := newRouter(store, &graph.Resolver{Clerk: k, Log: store, Projections: proj, Prover: store}, quiet, 0, nil) // no rate limit: measuring
+	e := newRouter(store, &graph.Resolver{Clerk: k, Log: store, Projections: proj, Prover: store}, quiet, 0, nil, nil) // no rate limit: measuring
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err

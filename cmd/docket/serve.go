@@ -82,7 +82,11 @@ func newServeCmd() *cobra.Command {
 			}
 			auth = o
 		}
-		e := newRouter(store, &graph.Resolver{Clerk: k, Auth: auth, Log: store, Projections: proj, Prover: store}, logger, *rate, rd.check)
+		pages, err := newPortal(ctx, *data, store, proj, k, logger)
+		if err != nil {
+			return err
+		}
+		e := newRouter(store, &graph.Resolver{Clerk: k, Auth: auth, Log: store, Projections: proj, Prover: store}, logger, *rate, rd.check, pages)
 
 		ln, err := net.Listen("tcp", *listen)
 		if err != nil {
@@ -121,7 +125,9 @@ func newServeCmd() *cobra.Command {
 //
 // ready answers /readyz: a detail text and whether the server is ready (nil:
 // the checkpoint signer's state alone).
-func newRouter(store *sqlite.Store, r *graph.Resolver, logger *slog.Logger, rate float64, ready func(context.Context) (string, bool)) *echo.Echo {
+//
+// pages, if not nil, serves every other path (the portal).
+func newRouter(store *sqlite.Store, r *graph.Resolver, logger *slog.Logger, rate float64, ready func(context.Context) (string, bool), pages http.Handler) *echo.Echo {
 	gql := graph.NewHandler(r, logger, graph.Limits{})
 	m := newMetrics(store)
 	e := echo.New()
@@ -141,6 +147,9 @@ func newRouter(store *sqlite.Store, r *graph.Resolver, logger *slog.Logger, rate
 	e.GET("/metrics", echo.WrapHandler(m.handler()))
 	e.Any("/graphql", echo.WrapHandler(gql))
 	e.GET("/healthz", func(c *echo.Context) error { return c.String(http.StatusOK, "ok\n") })
+	if pages != nil {
+		e.Any("/*", echo.WrapHandler(pages))
+	}
 	e.GET("/readyz", func(c *echo.Context) error {
 		if ready == nil {
 			ready = (&readiness{store: store}).check

@@ -229,6 +229,7 @@ type ComplexityRoot struct {
 		Me          func(childComplexity int) int
 		Principals  func(childComplexity int) int
 		Proof       func(childComplexity int, eventID string) int
+		Sample      func(childComplexity int, from time.Time, to time.Time, size *int, seed string) int
 	}
 
 	RegisterAgentPayload struct {
@@ -248,6 +249,14 @@ type ComplexityRoot struct {
 		PlanSize       func(childComplexity int) int
 		RubberStamp    func(childComplexity int) int
 		Viewed         func(childComplexity int) int
+	}
+
+	Sample struct {
+		Changes        func(childComplexity int) int
+		Checkpoint     func(childComplexity int) int
+		PopulationSize func(childComplexity int) int
+		Seed           func(childComplexity int) int
+		Size           func(childComplexity int) int
 	}
 
 	ScopeRule struct {
@@ -323,6 +332,7 @@ type QueryResolver interface {
 	Change(ctx context.Context, id string) (*projections.ChangeView, error)
 	Me(ctx context.Context) (*model.Me, error)
 	Agents(ctx context.Context) ([]*projections.AgentView, error)
+	Sample(ctx context.Context, from time.Time, to time.Time, size *int, seed string) (*model.Sample, error)
 	Proof(ctx context.Context, eventID string) (*model.Proof, error)
 	Checkpoints(ctx context.Context, last *int) ([]*model.Checkpoint, error)
 	Exceptions(ctx context.Context, open *bool, first *int) ([]*projections.ChangeException, error)
@@ -1205,6 +1215,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Proof(childComplexity, args["eventId"].(string)), true
+	case "Query.sample":
+		if e.ComplexityRoot.Query.Sample == nil {
+			break
+		}
+
+		args, err := ec.field_Query_sample_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Sample(childComplexity, args["from"].(time.Time), args["to"].(time.Time), args["size"].(*int), args["seed"].(string)), true
 
 	case "RegisterAgentPayload.agentId":
 		if e.ComplexityRoot.RegisterAgentPayload.AgentID == nil {
@@ -1268,6 +1289,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Review.Viewed(childComplexity), true
+
+	case "Sample.changes":
+		if e.ComplexityRoot.Sample.Changes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Sample.Changes(childComplexity), true
+	case "Sample.checkpoint":
+		if e.ComplexityRoot.Sample.Checkpoint == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Sample.Checkpoint(childComplexity), true
+	case "Sample.populationSize":
+		if e.ComplexityRoot.Sample.PopulationSize == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Sample.PopulationSize(childComplexity), true
+	case "Sample.seed":
+		if e.ComplexityRoot.Sample.Seed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Sample.Seed(childComplexity), true
+	case "Sample.size":
+		if e.ComplexityRoot.Sample.Size == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Sample.Size(childComplexity), true
 
 	case "ScopeRule.resource":
 		if e.ComplexityRoot.ScopeRule.Resource == nil {
@@ -1531,6 +1583,27 @@ func newExecutionContext(
 }
 
 var sources = []*ast.Source{
+	{Name: "../sample.graphqls", Input: `extend type Query {
+  """
+  A reproducible sample of the changes promoted in [from, to): every change of
+  that population ranked by HMAC-SHA256(seed, change id), the first ` + "`" + `size` + "`" + `
+  (default 25, at most 1000). The portal and the evidence binder draw with the
+  same function, so the same period and seed give the same sample everywhere.
+  """
+  sample(from: Time!, to: Time!, size: Int, seed: String!): Sample!
+}
+
+type Sample {
+  seed: String!
+  size: Int!
+  "How many changes were promoted in the period."
+  populationSize: Int!
+  "The latest signed checkpoint when the sample was drawn (null before the first)."
+  checkpoint: Checkpoint
+  "The sampled changes, in rank order."
+  changes: [Change!]!
+}
+`, BuiltIn: false},
 	{Name: "../schema.graphqls", Input: `# Docket's GraphQL API. Every operation needs ` + "`" + `Authorization: Bearer <token>` + "`" + `:
 # a principal token (dkt_tok_…), an agent key (dkt_agent_…) or, for the
 # session mutations, a session credential (dkt_sess_…).
@@ -2290,6 +2363,22 @@ func (ec *executionContext) childFields_Review(ctx context.Context, field graphq
 	return nil, fmt.Errorf("no field named %q was found under type Review", field.Name)
 }
 
+func (ec *executionContext) childFields_Sample(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "seed":
+		return ec.fieldContext_Sample_seed(ctx, field)
+	case "size":
+		return ec.fieldContext_Sample_size(ctx, field)
+	case "populationSize":
+		return ec.fieldContext_Sample_populationSize(ctx, field)
+	case "checkpoint":
+		return ec.fieldContext_Sample_checkpoint(ctx, field)
+	case "changes":
+		return ec.fieldContext_Sample_changes(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Sample", field.Name)
+}
+
 func (ec *executionContext) childFields_ScopeRule(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "resource":
@@ -2793,6 +2882,44 @@ func (ec *executionContext) field_Query_proof_args(ctx context.Context, rawArgs 
 		return nil, err
 	}
 	args["eventId"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_sample_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "from",
+		func(ctx context.Context, v any) (time.Time, error) {
+			return ec.unmarshalNTime2timeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["from"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "to",
+		func(ctx context.Context, v any) (time.Time, error) {
+			return ec.unmarshalNTime2timeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["to"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "size",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["size"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "seed",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["seed"] = arg3
 	return args, nil
 }
 
@@ -6085,6 +6212,50 @@ func (ec *executionContext) fieldContext_Query_agents(_ context.Context, field g
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_sample(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_sample(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Sample(ctx, fc.Args["from"].(time.Time), fc.Args["to"].(time.Time), fc.Args["size"].(*int), fc.Args["seed"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Sample) graphql.Marshaler {
+			return ec.marshalNSample2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋgraphᚋmodelᚐSample(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_sample(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Sample(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_sample_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_proof(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6585,6 +6756,139 @@ func (ec *executionContext) _Review_rubberStamp(ctx context.Context, field graph
 }
 func (ec *executionContext) fieldContext_Review_rubberStamp(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Review", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _Sample_seed(ctx context.Context, field graphql.CollectedField, obj *model.Sample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Sample_seed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Seed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Sample_seed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Sample", field, false, false, "String")
+}
+
+func (ec *executionContext) _Sample_size(ctx context.Context, field graphql.CollectedField, obj *model.Sample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Sample_size(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Size, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Sample_size(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Sample", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Sample_populationSize(ctx context.Context, field graphql.CollectedField, obj *model.Sample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Sample_populationSize(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PopulationSize, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Sample_populationSize(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Sample", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Sample_checkpoint(ctx context.Context, field graphql.CollectedField, obj *model.Sample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Sample_checkpoint(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Checkpoint, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Checkpoint) graphql.Marshaler {
+			return ec.marshalOCheckpoint2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋgraphᚋmodelᚐCheckpoint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Sample_checkpoint(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Sample",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Checkpoint(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Sample_changes(ctx context.Context, field graphql.CollectedField, obj *model.Sample) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Sample_changes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Changes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*projections.ChangeView) graphql.Marshaler {
+			return ec.marshalNChange2ᚕᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐChangeViewᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Sample_changes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Sample",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Change(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _ScopeRule_resource(ctx context.Context, field graphql.CollectedField, obj *domain.Rule) (ret graphql.Marshaler) {
@@ -10418,6 +10722,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_agents(ctx, field)
 				})
+		case "sample":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_sample(ctx, field)
+				})
 		case "proof":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, false,
@@ -10593,6 +10903,59 @@ func (ec *executionContext) _Review(ctx context.Context, sel ast.SelectionSet, o
 			}
 		case "rubberStamp":
 			out.Values[i] = ec._Review_rubberStamp(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var sampleImplementors = []string{"Sample"}
+
+func (ec *executionContext) _Sample(ctx context.Context, sel ast.SelectionSet, obj *model.Sample) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, sampleImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Sample")
+		case "seed":
+			out.Values[i] = ec._Sample_seed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "size":
+			out.Values[i] = ec._Sample_size(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "populationSize":
+			out.Values[i] = ec._Sample_populationSize(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "checkpoint":
+			out.Values[i] = ec._Sample_checkpoint(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "changes":
+			out.Values[i] = ec._Sample_changes(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -11336,6 +11699,22 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	return res
 }
 
+func (ec *executionContext) marshalNChange2ᚕᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐChangeViewᚄ(ctx context.Context, sel ast.SelectionSet, v []*projections.ChangeView) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNChange2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐChangeView(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) marshalNChange2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐChangeView(ctx context.Context, sel ast.SelectionSet, v *projections.ChangeView) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Change!")
@@ -11682,6 +12061,14 @@ func (ec *executionContext) unmarshalNResourceUseInput2ᚕᚖgithubᚗcomᚋevid
 func (ec *executionContext) unmarshalNResourceUseInput2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋgraphᚋmodelᚐResourceUseInput(ctx context.Context, v any) (*model.ResourceUseInput, error) {
 	res, err := ec.unmarshalInputResourceUseInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSample2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋgraphᚋmodelᚐSample(ctx context.Context, sel ast.SelectionSet, v *model.Sample) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Sample!")
+		return graphql.Null
+	}
+	return ec._Sample(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNScopeRule2ᚕᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚐRuleᚄ(ctx context.Context, sel ast.SelectionSet, v []*domain.Rule) graphql.Marshaler {
@@ -12077,6 +12464,13 @@ func (ec *executionContext) unmarshalOChangeFilter2ᚖgithubᚗcomᚋevidenceᚑ
 	}
 	res, err := ec.unmarshalInputChangeFilter(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOCheckpoint2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋgraphᚋmodelᚐCheckpoint(ctx context.Context, sel ast.SelectionSet, v *model.Checkpoint) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Checkpoint(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOID2ᚖstring(ctx context.Context, v any) (*string, error) {

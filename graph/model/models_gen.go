@@ -199,6 +199,17 @@ type ResourceUseInput struct {
 	Verb     domain.Verb `json:"verb"`
 }
 
+type Sample struct {
+	Seed string `json:"seed"`
+	Size int    `json:"size"`
+	// How many changes were promoted in the period.
+	PopulationSize int `json:"populationSize"`
+	// The latest signed checkpoint when the sample was drawn (null before the first).
+	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
+	// The sampled changes, in rank order.
+	Changes []*projections.ChangeView `json:"changes"`
+}
+
 type SessionPayload struct {
 	SessionID string `json:"sessionId"`
 	// The session credential: shown once, stored only as a hash.

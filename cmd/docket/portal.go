@@ -1,0 +1,26 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/evidence-parity/docket/domain/clerk"
+	"github.com/evidence-parity/docket/ledger/sqlite"
+	"github.com/evidence-parity/docket/portal"
+	"github.com/evidence-parity/docket/projections"
+)
+
+// newPortal builds the auditor and approver portal over the server's store,
+// read models and clerk. It pins the key the server signs with.
+func newPortal(ctx context.Context, data string, store *sqlite.Store, proj *projections.Projector, k *clerk.Clerk, logger *slog.Logger) (*portal.Portal, error) {
+	fp := store.SignerFingerprint()
+	vs, err := store.Verifiers(ctx, fp)
+	if err != nil {
+		return nil, fmt.Errorf("portal: %w", err)
+	}
+	return portal.New(portal.Config{
+		Projections: proj, Ledger: store, Clerk: k, Verifiers: vs, Fingerprint: fp,
+		AnchorsDir: anchorsPath(data), Logger: logger,
+	})
+}
