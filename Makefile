@@ -14,9 +14,10 @@ test:
 	$(GO) vet ./...
 	@# generated code stays generated: regenerating must change nothing
 	@tmp=$$(mktemp -d) && cp -r graph $$tmp/ && $(GO) generate ./graph && diff -r $$tmp/graph graph && rm -rf $$tmp
-	@# what the tests run against: local-kms (KMS) and the reference OpenTimestamps client
+	@# what the tests run against: local-kms (KMS), the reference OpenTimestamps client, Chromium (portal)
 	GO=$(GO) ./scripts/install-local-kms.sh
 	./scripts/install-ots-reference.sh
+	./scripts/install-chromium.sh
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -race -short ./ledger/... ./domain/...
 

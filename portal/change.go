@@ -273,6 +273,7 @@ func (p *Portal) decide(approve bool) http.HandlerFunc {
 		if !approve {
 			verb = "rejected"
 		}
+		p.readYourWrites(r)
 		http.Redirect(w, r, "/queue?done="+url.QueryEscape(verb+" "+id), http.StatusSeeOther)
 	}
 }
@@ -291,5 +292,23 @@ func (p *Portal) domainError(w http.ResponseWriter, r *http.Request, err error) 
 		p.fail(w, r, v, http.StatusConflict, err.Error())
 	default:
 		p.internal(w, r, err)
+	}
+}
+
+// readYourWrites waits, briefly, for the read models to reach the ledger's
+// head, so the page after a decision shows it. The read models follow the
+// ledger within milliseconds; past two seconds the page shows what they
+// have.
+func (p *Portal) readYourWrites(r *http.Request) {
+	head, _, err := p.cfg.Ledger.Head(r.Context())
+	if err != nil {
+		return
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		if pos, err := p.cfg.Projections.Position(r.Context()); err != nil || pos >= head {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -54,6 +54,7 @@ type Ledger interface {
 	ReadStream(ctx context.Context, stream string, from uint64) ([]ledger.Record, error)
 	LatestCheckpoint(ctx context.Context) (note []byte, found bool, err error)
 	InclusionProof(ctx context.Context, index, size uint64) ([][]byte, error)
+	Head(ctx context.Context) (size uint64, root []byte, err error)
 }
 
 // Clerk is what the portal asks of the application service: who a token

@@ -71,13 +71,12 @@ func newSite(t *testing.T, withChanges bool) *site {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The read models follow the ledger, as they do under docket serve.
-	s.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		if err := s.proj.CatchUp(r.Context()); err != nil {
-			t.Error(err)
-		}
-		p.ServeHTTP(rw, r)
-	}))
+	// The read models follow the ledger live, as under docket serve.
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.proj.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done })
+	s.srv = httptest.NewServer(p)
 	t.Cleanup(s.srv.Close)
 	return s
 }
