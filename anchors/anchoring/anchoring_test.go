@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/evidence-parity/docket/anchors/anchoring"
 	"github.com/evidence-parity/docket/anchors"
+	"github.com/evidence-parity/docket/anchors/anchoring"
 	"github.com/evidence-parity/docket/anchors/ots"
 	"github.com/evidence-parity/docket/anchors/ots/otstest"
 	"github.com/evidence-parity/docket/ledger"
