@@ -270,8 +270,8 @@ func (r *queryResolver) Changes(ctx context.Context, first *int, after *string, 
 	if page.EndCursor != "" {
 		conn.PageInfo.EndCursor = &page.EndCursor
 	}
-	for _, v := range page.Views {
-		conn.Edges = append(conn.Edges, &model.ChangeEdge{Cursor: projections.Cursor(v), Node: v})
+	for i, v := range page.Views {
+		conn.Edges = append(conn.Edges, &model.ChangeEdge{Cursor: page.Cursors[i], Node: v})
 	}
 	return conn, nil
 }

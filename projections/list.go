@@ -21,7 +21,9 @@ type Filter struct {
 
 // Page is one page of changes, newest first.
 type Page struct {
-	Views     []*ChangeView
+	Views []*ChangeView
+	// Cursors[i] points just after Views[i].
+	Cursors   []string
 	Total     int
 	EndCursor string
 	HasNext   bool
@@ -30,8 +32,11 @@ type Page struct {
 // MaxPage is the largest page List returns.
 const MaxPage = 500
 
-// List returns the changes matching f, newest submitted first, first at a
-// time after the cursor (keyset paging: stable while changes are added).
+// List returns the changes matching f, first at a time after the cursor
+// (keyset paging: stable while changes are added): newest submitted first,
+// or, when f selects a promotion period (a population), newest promoted
+// first, which walks the promotion index and stays fast on millions of
+// changes.
 func (p *Projector) List(ctx context.Context, f Filter, first int, after string) (Page, error) {
 	if first <= 0 || first > MaxPage {
 		return Page{}, fmt.Errorf("%w: first must be 1..%d", domain.ErrInvalidInput, MaxPage)
@@ -68,15 +73,19 @@ func (p *Projector) List(ctx context.Context, f Filter, first int, after string)
 	if err := p.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM changes WHERE "+cond, args...).Scan(&page.Total); err != nil {
 		return Page{}, err
 	}
+	order := "submitted_at"
+	if f.PromotedFrom != nil || f.PromotedTo != nil {
+		order = "promoted_at"
+	}
 	if after != "" {
 		at, id, err := decodeCursor(after)
 		if err != nil {
 			return Page{}, err
 		}
-		cond += " AND (submitted_at < ? OR (submitted_at = ? AND id < ?))"
+		cond += " AND (" + order + " < ? OR (" + order + " = ? AND id < ?))"
 		args = append(args, at, at, id)
 	}
-	rows, err := p.db.QueryContext(ctx, "SELECT view, submitted_at FROM changes WHERE "+cond+" ORDER BY submitted_at DESC, id DESC LIMIT ?", append(args, first+1)...)
+	rows, err := p.db.QueryContext(ctx, "SELECT view, "+order+" FROM changes WHERE "+cond+" ORDER BY "+order+" DESC, id DESC LIMIT ?", append(args, first+1)...)
 	if err != nil {
 		return Page{}, err
 	}
@@ -96,10 +105,10 @@ func (p *Projector) List(ctx context.Context, f Filter, first int, after string)
 			return Page{}, err
 		}
 		page.Views = append(page.Views, &v)
+		page.Cursors = append(page.Cursors, encodeCursor(last, v.ID))
 	}
-	if n := len(page.Views); n > 0 {
-		v := page.Views[n-1]
-		page.EndCursor = Cursor(v)
+	if n := len(page.Cursors); n > 0 {
+		page.EndCursor = page.Cursors[n-1]
 	}
 	return page, rows.Err()
 }
@@ -115,11 +124,6 @@ func decodeCursor(c string) (string, string, error) {
 		return "", "", fmt.Errorf("%w: malformed cursor", domain.ErrInvalidInput)
 	}
 	return at, id, nil
-}
-
-// Cursor is the paging cursor that points just after v.
-func Cursor(v *ChangeView) string {
-	return encodeCursor(v.SubmittedAt.UTC().Format(sortableTime), v.ID)
 }
 
 // sortableTime is how times are stored in the read models: fixed width, so

@@ -82,6 +82,7 @@ CREATE TABLE IF NOT EXISTS changes (
 	view          BLOB NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS changes_promoted ON changes (promoted_at);
+CREATE INDEX IF NOT EXISTS changes_submitted ON changes (submitted_at);
 CREATE TABLE IF NOT EXISTS principals (
 	id        TEXT PRIMARY KEY,
 	name      TEXT NOT NULL,
