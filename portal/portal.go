@@ -81,6 +81,9 @@ type Config struct {
 	Fingerprint string
 	// AnchorsDir holds the anchoring proofs (anchors/anchoring).
 	AnchorsDir string
+	// OIDC, if set, offers sign-in with the organisation's identity
+	// provider beside principal tokens.
+	OIDC OIDC
 	// SessionTTL bounds a sign-in (default 8 hours).
 	SessionTTL time.Duration
 	Now        func() time.Time
@@ -95,6 +98,7 @@ type Portal struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
+	pending  map[string]*pendingSignIn // OIDC sign-ins by state
 }
 
 // session is one sign-in.
@@ -122,7 +126,7 @@ func New(cfg Config) (*Portal, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	p := &Portal{cfg: cfg, sessions: map[string]*session{}, pages: map[string]*template.Template{}}
+	p := &Portal{cfg: cfg, sessions: map[string]*session{}, pending: map[string]*pendingSignIn{}, pages: map[string]*template.Template{}}
 	if err := p.parseTemplates(); err != nil {
 		return nil, err
 	}
@@ -155,6 +159,10 @@ func (p *Portal) routes() {
 	m.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(assets)))
 	m.HandleFunc("GET /login", p.loginPage)
 	m.HandleFunc("POST /login", p.login)
+	if p.cfg.OIDC != nil {
+		m.HandleFunc("GET /login/oidc", p.oidcStart)
+		m.HandleFunc("GET /login/oidc/callback", p.oidcCallback)
+	}
 	m.HandleFunc("POST /logout", p.auth(p.logout))
 	m.HandleFunc("GET /{$}", p.auth(p.overview))
 	m.HandleFunc("GET /changes", p.auth(p.population))
@@ -299,7 +307,7 @@ func (p *Portal) endSession(r *http.Request) {
 }
 
 func (p *Portal) loginPage(w http.ResponseWriter, r *http.Request) {
-	p.render(w, r, http.StatusOK, "login", nil, map[string]any{"Next": safeNext(r.URL.Query().Get("next"))})
+	p.render(w, r, http.StatusOK, "login", nil, map[string]any{"Next": safeNext(r.URL.Query().Get("next")), "OIDC": p.cfg.OIDC != nil})
 }
 
 // safeNext keeps a post-login redirect on this site.
@@ -313,23 +321,30 @@ func safeNext(next string) string {
 func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	if err := r.ParseForm(); err != nil {
-		p.render(w, r, http.StatusBadRequest, "login", nil, map[string]any{"Error": "The form could not be read."})
+		p.render(w, r, http.StatusBadRequest, "login", nil, map[string]any{"Error": "The form could not be read.", "OIDC": p.cfg.OIDC != nil})
 		return
 	}
 	next := safeNext(r.PostForm.Get("next"))
 	actor, err := p.cfg.Clerk.Authenticate(r.Context(), strings.TrimSpace(r.PostForm.Get("token")))
 	if err != nil || actor.Kind != domain.ActorHuman || actor.Principal == nil {
-		p.render(w, r, http.StatusUnauthorized, "login", nil, map[string]any{"Error": "That token is not a valid principal token.", "Next": next})
+		p.render(w, r, http.StatusUnauthorized, "login", nil, map[string]any{"Error": "That token is not a valid principal token.", "Next": next, "OIDC": p.cfg.OIDC != nil})
 		return
 	}
 	tokenID, _ := actor.Principal.MatchToken(strings.TrimSpace(r.PostForm.Get("token")))
+	p.startSession(w, r, actor, tokenID)
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// startSession signs actor in: a fresh session id (never one the browser
+// brought) behind the session cookie.
+func (p *Portal) startSession(w http.ResponseWriter, r *http.Request, actor domain.Actor, tokenID string) {
+	p.endSession(r)
 	id := randomToken()
 	p.mu.Lock()
 	p.sessions[id] = &session{principal: actor.ID, tokenID: tokenID, method: actor.AuthMethod, csrf: randomToken(), expires: p.cfg.Now().Add(p.cfg.SessionTTL)}
 	p.mu.Unlock()
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: id, Path: "/", HttpOnly: true, Secure: r.TLS != nil,
 		SameSite: http.SameSiteStrictMode, MaxAge: int(p.cfg.SessionTTL.Seconds())})
-	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
 func (p *Portal) logout(w http.ResponseWriter, r *http.Request) {

@@ -4,9 +4,15 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"os/exec"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +24,12 @@ import (
 type issuer struct {
 	srv *httptest.Server
 	key *rsa.PrivateKey
+
+	// For the authorization code flow: who signs in at /auth, and the
+	// codes handed out (code → nonce).
+	mu    sync.Mutex
+	user  string
+	codes map[string]string
 }
 
 func newIssuer(t *testing.T) *issuer {
@@ -26,7 +38,7 @@ func newIssuer(t *testing.T) *issuer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	is := &issuer{key: key}
+	is := &issuer{key: key, codes: map[string]string{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(map[string]any{
@@ -38,6 +50,48 @@ func newIssuer(t *testing.T) *issuer {
 	mux.HandleFunc("/jwks", func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
 	})
+	// /auth signs is.user in at once and sends the browser back with a code.
+	mux.HandleFunc("/auth", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if q.Get("client_id") != "docket" || q.Get("response_type") != "code" || q.Get("nonce") == "" {
+			http.Error(w, "bad authorization request", http.StatusBadRequest)
+			return
+		}
+		code := fmt.Sprintf("code-%d", time.Now().UnixNano())
+		is.mu.Lock()
+		is.codes[code] = q.Get("nonce")
+		is.mu.Unlock()
+		back, _ := url.Parse(q.Get("redirect_uri"))
+		v := back.Query()
+		v.Set("code", code)
+		v.Set("state", q.Get("state"))
+		back.RawQuery = v.Encode()
+		http.Redirect(w, r, back.String(), http.StatusFound)
+	})
+	// /token redeems a code once, for the client with its secret.
+	mux.HandleFunc("/token", func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		id, secret, ok := r.BasicAuth()
+		if !ok {
+			id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+		}
+		is.mu.Lock()
+		nonce, found := is.codes[r.PostForm.Get("code")]
+		delete(is.codes, r.PostForm.Get("code"))
+		user := is.user
+		is.mu.Unlock()
+		if id != "docket" || secret != "s3cret" || !found || r.PostForm.Get("grant_type") != "authorization_code" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			w.Write([]byte(`{"error":"invalid_grant"}`))
+			return
+		}
+		now := time.Now()
+		idt := is.token(nil, nil, map[string]any{"iss": is.srv.URL, "sub": "u-" + user, "aud": "docket", "email": user, "email_verified": true,
+			"nonce": nonce, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()})
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"access_token": "at", "token_type": "Bearer", "expires_in": 3600, "id_token": idt})
+	})
 	is.srv = httptest.NewServer(mux) // 127.0.0.1
 	t.Cleanup(is.srv.Close)
 	return is
@@ -45,22 +99,24 @@ func newIssuer(t *testing.T) *issuer {
 
 // token signs an ID token with key (the issuer's unless given).
 func (is *issuer) token(t *testing.T, key *rsa.PrivateKey, claims map[string]any) string {
-	t.Helper()
+	if t != nil {
+		t.Helper()
+	}
 	if key == nil {
 		key = is.key
 	}
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", "k1"))
 	if err != nil {
-		t.Fatal(err)
+		panic(err)
 	}
 	payload, _ := json.Marshal(claims)
 	obj, err := signer.Sign(payload)
 	if err != nil {
-		t.Fatal(err)
+		panic(err)
 	}
 	s, err := obj.CompactSerialize()
 	if err != nil {
-		t.Fatal(err)
+		panic(err)
 	}
 	return s
 }
@@ -99,5 +155,63 @@ func TestOIDCIDTokens(t *testing.T) {
 		if _, errs := s.gql(t, tok, `{ me { id } }`, nil); errCode(errs) != "UNAUTHENTICATED" {
 			t.Errorf("%s: %v, want UNAUTHENTICATED", name, errs)
 		}
+	}
+}
+
+// TestPortalOIDCSignIn signs in to the portal through the provider with the
+// authorization code flow, as a browser would (cookies, redirects).
+func TestPortalOIDCSignIn(t *testing.T) {
+	bin := buildDocket(t)
+	data := t.TempDir()
+	run(t, bin, "principals", "add", "carol@acme.example", "--data", data, "--role", "auditor")
+	is := newIssuer(t)
+	s := startCmd(t, exec.Command(bin, "serve", "--data", data, "--listen", "127.0.0.1:0", "--anchor-interval", "0",
+		"--oidc-issuer", is.srv.URL, "--oidc-client-id", "docket", "--oidc-client-secret", "s3cret"))
+	browse := func(user string) (*http.Client, int, string) {
+		is.mu.Lock()
+		is.user = user
+		is.mu.Unlock()
+		jar, _ := cookiejar.New(nil)
+		c := &http.Client{Jar: jar}
+		resp, err := c.Get(s.url + "/login/oidc?next=/agents")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return c, resp.StatusCode, string(b)
+	}
+	c, code, body := browse("carol@acme.example")
+	if code != 200 || !strings.Contains(body, `url=/agents`) {
+		t.Fatalf("callback: %d\n%s", code, body)
+	}
+	resp, err := c.Get(s.url + "/agents")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(page), "carol@acme.example (auditor)") {
+		t.Fatalf("signed-in page: %d\n%s", resp.StatusCode, page)
+	}
+	// Someone the provider knows but Docket does not is refused.
+	if _, code, body := browse("mallory@acme.example"); code != http.StatusUnauthorized || !strings.Contains(body, "registered principal") {
+		t.Fatalf("unknown person: %d", code)
+	}
+	// A callback that did not start in this browser is refused.
+	resp, err = http.Get(s.url + "/login/oidc/callback?code=x&state=forged")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("forged callback: %d", resp.StatusCode)
+	}
+	// The sign-in page offers the provider.
+	resp, _ = http.Get(s.url + "/login")
+	lp, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(lp), `href="/login/oidc`) {
+		t.Fatal("the sign-in page does not offer the identity provider")
 	}
 }

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/subtle"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
 
 	"github.com/evidence-parity/docket/domain"
 	"github.com/evidence-parity/docket/domain/clerk"
@@ -62,4 +65,53 @@ func (o *oidcAuth) Authenticate(ctx context.Context, token string) (domain.Actor
 		return domain.Actor{}, fmt.Errorf("%w: %s is not a registered principal", domain.ErrUnauthenticated, id)
 	}
 	return domain.Actor{Kind: domain.ActorHuman, ID: p.ID, AuthMethod: "oidc", Principal: p}, nil
+}
+
+// portalOIDC is the portal's sign-in through the provider (authorization
+// code flow, via golang.org/x/oauth2), verified as the API verifies bearer
+// ID tokens, plus the nonce.
+type portalOIDC struct {
+	auth   *oidcAuth
+	config oauth2.Config
+}
+
+// newPortalOIDC configures the code flow for the discovered provider.
+func newPortalOIDC(ctx context.Context, issuer, clientID, clientSecret string, auth *oidcAuth) (*portalOIDC, error) {
+	p, err := oidc.NewProvider(ctx, issuer)
+	if err != nil {
+		return nil, fmt.Errorf("oidc issuer %s: %w", issuer, err)
+	}
+	return &portalOIDC{auth: auth, config: oauth2.Config{ClientID: clientID, ClientSecret: clientSecret, Endpoint: p.Endpoint(),
+		Scopes: []string{oidc.ScopeOpenID, "email", "profile"}}}, nil
+}
+
+func (o *portalOIDC) AuthCodeURL(state, nonce, redirectURL string) string {
+	c := o.config
+	c.RedirectURL = redirectURL
+	return c.AuthCodeURL(state, oidc.Nonce(nonce))
+}
+
+func (o *portalOIDC) Exchange(ctx context.Context, code, redirectURL string) (string, error) {
+	c := o.config
+	c.RedirectURL = redirectURL
+	tok, err := c.Exchange(ctx, code)
+	if err != nil {
+		return "", err
+	}
+	raw, ok := tok.Extra("id_token").(string)
+	if !ok || raw == "" {
+		return "", errors.New("the token response has no id_token")
+	}
+	return raw, nil
+}
+
+func (o *portalOIDC) Verify(ctx context.Context, idToken, nonce string) (domain.Actor, error) {
+	t, err := o.auth.verifier.Verify(ctx, idToken)
+	if err != nil {
+		return domain.Actor{}, fmt.Errorf("%w: ID token: %v", domain.ErrUnauthenticated, err)
+	}
+	if subtle.ConstantTimeCompare([]byte(t.Nonce), []byte(nonce)) != 1 {
+		return domain.Actor{}, fmt.Errorf("%w: ID token nonce does not match this sign-in", domain.ErrUnauthenticated)
+	}
+	return o.auth.Authenticate(ctx, idToken)
 }

@@ -13,7 +13,7 @@ import (
 
 // newPortal builds the auditor and approver portal over the server's store,
 // read models and clerk. It pins the key the server signs with.
-func newPortal(ctx context.Context, data string, store *sqlite.Store, proj *projections.Projector, k *clerk.Clerk, logger *slog.Logger) (*portal.Portal, error) {
+func newPortal(ctx context.Context, data string, store *sqlite.Store, proj *projections.Projector, k *clerk.Clerk, signIn portal.OIDC, logger *slog.Logger) (*portal.Portal, error) {
 	fp := store.SignerFingerprint()
 	vs, err := store.Verifiers(ctx, fp)
 	if err != nil {
@@ -21,6 +21,6 @@ func newPortal(ctx context.Context, data string, store *sqlite.Store, proj *proj
 	}
 	return portal.New(portal.Config{
 		Projections: proj, Ledger: store, Clerk: k, Verifiers: vs, Fingerprint: fp,
-		AnchorsDir: anchorsPath(data), Logger: logger,
+		AnchorsDir: anchorsPath(data), OIDC: signIn, Logger: logger,
 	})
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/evidence-parity/docket/domain/clerk"
 	"github.com/evidence-parity/docket/graph"
 	"github.com/evidence-parity/docket/ledger/sqlite"
+	"github.com/evidence-parity/docket/portal"
 	"github.com/evidence-parity/docket/projections"
 )
 
@@ -34,6 +35,7 @@ func newServeCmd() *cobra.Command {
 	issuer := c.Flags().String("oidc-issuer", envOr("DOCKET_OIDC_ISSUER", ""), "accept OIDC ID tokens from this issuer (env DOCKET_OIDC_ISSUER)")
 	clientID := c.Flags().String("oidc-client-id", envOr("DOCKET_OIDC_CLIENT_ID", ""), "the audience ID tokens must carry (env DOCKET_OIDC_CLIENT_ID)")
 	claim := c.Flags().String("oidc-claim", envOr("DOCKET_OIDC_CLAIM", "email"), "the ID token claim that names the principal (env DOCKET_OIDC_CLAIM)")
+	secret := c.Flags().String("oidc-client-secret", envOr("DOCKET_OIDC_CLIENT_SECRET", ""), "the client secret for the portal's sign-in with the issuer (authorization code flow); without it the portal takes tokens only (env DOCKET_OIDC_CLIENT_SECRET)")
 	rate := c.Flags().Float64("rate-limit", 500, "requests per second per bearer token (per address without one); 0 turns it off")
 	anchorEvery := c.Flags().Duration("anchor-interval", 10*time.Minute, "submit the latest checkpoint to OpenTimestamps calendars this often, when the log grew; 0 turns anchoring off")
 	upgradeEvery := c.Flags().Duration("upgrade-interval", 10*time.Minute, "ask the calendars for Bitcoin attestations of pending anchors this often")
@@ -75,14 +77,20 @@ func newServeCmd() *cobra.Command {
 
 		k := clerk.New(store, clerk.Config{})
 		var auth graph.Authenticator = k
+		var signIn portal.OIDC
 		if *issuer != "" {
 			o, err := newOIDCAuth(ctx, *issuer, *clientID, *claim, k)
 			if err != nil {
 				return err
 			}
 			auth = o
+			if *secret != "" {
+				if signIn, err = newPortalOIDC(ctx, *issuer, *clientID, *secret, o); err != nil {
+					return err
+				}
+			}
 		}
-		pages, err := newPortal(ctx, *data, store, proj, k, logger)
+		pages, err := newPortal(ctx, *data, store, proj, k, signIn, logger)
 		if err != nil {
 			return err
 		}
