@@ -40,11 +40,6 @@ type Projector struct {
 
 // decoded is a record with its domain event decoded (for the streams the
 // read models fold), or the error decoding it gave.
-type decoded struct {
-	ledger.Record
-	event domain.Event
-	err   error
-}
 
 // projected reports whether a stream feeds a read model.
 func projected(stream string) bool {
@@ -57,7 +52,7 @@ func decodeAll(recs []ledger.Record) []decoded {
 	for i, r := range recs {
 		out[i].Record = r
 		if projected(r.Event.Stream) {
-			out[i].event, out[i].err = domain.Decode(r.Event.Type, r.Event.Data)
+			out[i].Domain, out[i].Err = domain.Decode(r.Event.Type, r.Event.Data)
 		}
 	}
 	return out
@@ -327,8 +322,8 @@ func (p *Projector) apply(ctx context.Context, batch []decoded) error {
 		}
 		var a domain.Agent
 		for _, r := range recs {
-			if r.err == nil {
-				a.Apply(r.event)
+			if r.Err == nil {
+				a.Apply(r.Domain)
 			}
 		}
 		if a.ID == "" {
@@ -346,8 +341,8 @@ func (p *Projector) apply(ctx context.Context, batch []decoded) error {
 		}
 		var pr domain.Principal
 		for _, r := range recs {
-			if r.err == nil {
-				pr.Apply(r.event)
+			if r.Err == nil {
+				pr.Apply(r.Domain)
 			}
 		}
 		if pr.ID == "" {
