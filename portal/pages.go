@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -297,6 +298,45 @@ func (p *Portal) sample(w http.ResponseWriter, r *http.Request) {
 	p.render(w, r, http.StatusOK, "sample", viewerOf(r), map[string]any{
 		"Period": pd, "Seed": seed, "Size": size, "PopulationSize": len(pop), "Views": views, "Integrity": p.integrity(r),
 	})
+}
+
+// binder exports the sample's evidence binder, for the period, size and
+// seed of the sample page.
+func (p *Portal) binder(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	pd, err := p.periodOf(q)
+	if p.badQuery(w, r, err) {
+		return
+	}
+	size, err := strconv.Atoi(q.Get("size"))
+	if err != nil || size < 1 || size > 1000 || q.Get("seed") == "" || len(q.Get("seed")) > 200 {
+		p.fail(w, r, viewerOf(r), http.StatusBadRequest, "A binder needs the sample's size (1 to 1000) and seed.")
+		return
+	}
+	if p.cfg.Binder == nil {
+		p.fail(w, r, viewerOf(r), http.StatusNotFound, "Binder export is not configured on this server.")
+		return
+	}
+	// Rendered whole before anything is sent, so a failure is an error
+	// page rather than a truncated PDF.
+	var buf bytes.Buffer
+	if err := p.cfg.Binder(r.Context(), &buf, pd.From, pd.To, size, q.Get("seed")); err != nil {
+		p.internal(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/pdf")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="binder-%s-%s-%s.pdf"`, pd.FromS(), pd.ToS(), safeName(q.Get("seed"))))
+	w.Write(buf.Bytes())
+}
+
+// safeName keeps the letters, digits, - and _ of s, for a file name.
+func safeName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return -1
+	}, s)
 }
 
 func (p *Portal) exceptions(w http.ResponseWriter, r *http.Request) {

@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -84,6 +85,10 @@ type Config struct {
 	// OIDC, if set, offers sign-in with the organisation's identity
 	// provider beside principal tokens.
 	OIDC OIDC
+	// Binder, if set, writes the evidence binder (PDF) of a sample: the
+	// changes promoted in [from, to) drawn with seed, as the sample page
+	// shows them.
+	Binder func(ctx context.Context, w io.Writer, from, to time.Time, size int, seed string) error
 	// SessionTTL bounds a sign-in (default 8 hours).
 	SessionTTL time.Duration
 	Now        func() time.Time
@@ -168,6 +173,7 @@ func (p *Portal) routes() {
 	m.HandleFunc("GET /changes", p.auth(p.population))
 	m.HandleFunc("GET /changes.csv", p.auth(p.populationCSV))
 	m.HandleFunc("GET /sample", p.auth(p.sample))
+	m.HandleFunc("GET /sample/binder.pdf", p.auth(p.binder))
 	m.HandleFunc("GET /changes/{id}", p.auth(p.change))
 	m.HandleFunc("GET /evidence/{sha}", p.auth(p.evidence))
 	m.HandleFunc("GET /exceptions", p.auth(p.exceptions))
