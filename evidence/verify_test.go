@@ -114,10 +114,7 @@ func export(t *testing.T) exported {
 	if err != nil {
 		t.Fatal(err)
 	}
-	headers, err := ots.ParseHeaders(strings.NewReader(chain.Headers()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	headers := chain.ParsedHeaders()
 	sample := evidence.SampleDef{Mode: "sample", From: w.Now().Add(-48 * time.Hour), To: w.Now().Add(time.Hour), Seed: "audit-seed", Size: 4,
 		Population: ids, Selected: answers.Sample(ids, "audit-seed", 4)}
 	bundle, err := evidence.Build(ctx, w.Store, evidence.Request{Sample: sample, Anchors: []evidence.AnchorFile{{Note: note, OTS: raw}}})

@@ -403,19 +403,19 @@ var titles = map[string]string{
 	"queue": "Approval queue", "review": "Plan review", "error": "Error",
 }
 
-// anchorStatus is the latest anchor, for the integrity banner.
+// anchorStatus is the latest complete anchor, else the latest pending one,
+// for the integrity banner.
 func (p *Portal) anchorStatus() *anchoring.Anchor {
 	if p.cfg.AnchorsDir == "" {
 		return nil
 	}
-	all, err := anchoring.List(p.cfg.AnchorsDir)
-	if err != nil || len(all) == 0 {
+	last, complete, err := anchoring.Latest(p.cfg.AnchorsDir)
+	if err != nil {
+		p.cfg.Logger.Error("portal: anchors", "err", err)
 		return nil
 	}
-	for i := len(all) - 1; i >= 0; i-- {
-		if all[i].Complete() {
-			return &all[i]
-		}
+	if complete != nil {
+		return complete
 	}
-	return &all[len(all)-1]
+	return last
 }

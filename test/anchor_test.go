@@ -91,7 +91,12 @@ func TestServerAnchorsCheckpoints(t *testing.T) {
 	note := strings.TrimSuffix(last, ".ots") + ".note"
 	headers := filepath.Join(t.TempDir(), "headers")
 	os.WriteFile(headers, []byte(chain.Headers()), 0o644)
-	out := run(t, bin, "verify", "ots", last, "--file", note, "--bitcoin-headers", headers)
+	// The stand-in chain's blocks have the lowest difficulty, which real
+	// Bitcoin headers never have: by default they are refused.
+	if code, _, stderr := runCode(t, bin, "verify", "ots", last, "--file", note, "--bitcoin-headers", headers); code != 1 || !strings.Contains(stderr, "easier than Bitcoin mainnet allows") {
+		t.Fatalf("low-difficulty headers accepted by default: exit %d %s", code, stderr)
+	}
+	out := run(t, bin, "verify", "ots", last, "--file", note, "--bitcoin-headers", headers, "--allow-low-difficulty")
 	if !strings.Contains(out, "ok: Bitcoin block "+m[2]) {
 		t.Fatalf("verify ots: %s", out)
 	}
@@ -118,7 +123,7 @@ func TestServerAnchorsCheckpoints(t *testing.T) {
 
 	// Tampering with the note breaks the proof.
 	os.WriteFile(note, []byte("forged"), 0o644)
-	if code, _, stderr := runCode(t, bin, "verify", "ots", last, "--file", note, "--bitcoin-headers", headers); code != 1 || !strings.Contains(stderr, "digest mismatch") {
+	if code, _, stderr := runCode(t, bin, "verify", "ots", last, "--file", note, "--bitcoin-headers", headers, "--allow-low-difficulty"); code != 1 || !strings.Contains(stderr, "digest mismatch") {
 		t.Fatalf("tampered note: exit %d, %s", code, stderr)
 	}
 }
@@ -177,6 +182,7 @@ func TestVerifyOTSCLI(t *testing.T) {
 		{"by digest", []string{"hello-world.txt.ots", "--digest", "03ba204e50d126e4674c005e04d82e84c21366780af1f43bd54a37816b6ab340", "--bitcoin-headers", hdr}, 0, "ok: Bitcoin block 358391"},
 		{"invalid file", []string{"invalid/exceeds-max-msg-length.ots", "--digest", "00"}, 1, "exceeds the limit of 4096"},
 		{"neither file nor digest", []string{"hello-world.txt.ots"}, 2, "exactly one of --file and --digest"},
+		{"two header sources", []string{"hello-world.txt.ots", "--file", v + "hello-world.txt", "--bitcoin-headers", hdr, "--esplora", "https://example.invalid"}, 2, "give one of"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			code, stdout, stderr := runCode(t, bin, append([]string{"verify", "ots", v + c.args[0]}, c.args[1:]...)...)

@@ -52,6 +52,16 @@ var DefaultCalendars = []string{
 	"https://ots.btc.catallaxy.com",
 }
 
+// DefaultUpgradeCalendars are the calendars proofs may be upgraded from
+// beside the configured ones: the reference client's whitelist. Pools
+// (DefaultCalendars) answer with pending attestations naming the calendar
+// behind them, which is where the upgrade comes from.
+var DefaultUpgradeCalendars = []string{
+	"https://*.calendar.opentimestamps.org",
+	"https://*.calendar.eternitywall.com",
+	"https://*.calendar.catallaxy.com",
+}
+
 // Checkpoints is what the anchorer needs from a ledger.
 type Checkpoints interface {
 	// LatestCheckpoint returns the signed note of the largest checkpoint,
@@ -66,6 +76,10 @@ type Config struct {
 	// Calendars are the calendar URLs submitted to (default
 	// DefaultCalendars); at least two.
 	Calendars []string
+	// UpgradeCalendars may be asked for upgrades: exact URLs or
+	// "https://*.domain" patterns (default DefaultUpgradeCalendars). The
+	// configured Calendars are always allowed too.
+	UpgradeCalendars []string
 	// Client talks to the calendars (default: an ots.Client allowing only
 	// https).
 	Client *ots.Client
@@ -134,6 +148,10 @@ func New(log Checkpoints, cfg Config) (*Anchorer, error) {
 			return nil, fmt.Errorf("anchoring: %w", err)
 		}
 	}
+	if len(cfg.UpgradeCalendars) == 0 {
+		cfg.UpgradeCalendars = DefaultUpgradeCalendars
+	}
+	cfg.UpgradeCalendars = append(slices.Clone(cfg.UpgradeCalendars), cfg.Calendars...)
 	if cfg.Interval <= 0 {
 		cfg.Interval = 10 * time.Minute
 	}
@@ -151,6 +169,9 @@ func New(log Checkpoints, cfg Config) (*Anchorer, error) {
 	}
 	return &Anchorer{log: log, cfg: cfg}, nil
 }
+
+// Dir is the directory the proofs are kept in.
+func (a *Anchorer) Dir() string { return a.cfg.Dir }
 
 // Calendars returns the configured calendars.
 func (a *Anchorer) Calendars() []string { return slices.Clone(a.cfg.Calendars) }
@@ -274,9 +295,6 @@ func (a *Anchorer) submit(ctx context.Context, size uint64, note []byte, digest 
 		for _, c := range a.cfg.Calendars {
 			errs = append(errs, failed[c])
 		}
-		if e := failed[""]; e != nil {
-			errs = append(errs, e)
-		}
 		return Anchor{}, fmt.Errorf("anchor checkpoint %d: no calendar accepted it: %w", size, errors.Join(errs...))
 	}
 	anc.SubmittedAt = a.cfg.Now().UTC()
@@ -296,8 +314,13 @@ func commitmentOf(f *ots.File) (*ots.Timestamp, error) {
 	return t, nil
 }
 
+// upgradeRound bounds one upgrade round, so calendars that hang cannot
+// hold the directory (and the next anchoring round) for long.
+const upgradeRound = 2 * time.Minute
+
 // Upgrade asks the calendars for the Bitcoin attestations of every anchor
-// not yet complete, and returns the anchors it looked at.
+// not yet complete, in parallel, and returns the anchors it looked at. An
+// anchor whose files cannot be read is skipped and logged; the others go on.
 func (a *Anchorer) Upgrade(ctx context.Context) ([]Anchor, error) {
 	unlock, err := a.lock()
 	if err != nil {
@@ -308,33 +331,53 @@ func (a *Anchorer) Upgrade(ctx context.Context) ([]Anchor, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []Anchor
+	ctx, cancel := context.WithTimeout(ctx, upgradeRound)
+	defer cancel()
+	type work struct {
+		anc   Anchor
+		proof *ots.File
+	}
+	var todo []*work
 	for _, anc := range all {
 		if anc.Complete() {
 			continue
 		}
 		anc, proof, err := a.load(anc.Size)
 		if err != nil {
-			return out, err
+			a.cfg.Logger.Error("anchor not upgraded: its files cannot be read", "checkpoint", anc.Size, "err", err)
+			continue
 		}
-		res := a.cfg.Client.Upgrade(ctx, proof.Timestamp, a.cfg.Calendars)
-		anc.UpgradedAt = a.cfg.Now().UTC()
-		anc.LastError = ""
-		if len(res.Errors) > 0 {
-			var msgs []string
-			for _, c := range slices.Sorted(maps.Keys(res.Errors)) {
-				msgs = append(msgs, res.Errors[c].Error())
+		todo = append(todo, &work{anc, proof})
+	}
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for _, w := range todo {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			res := a.cfg.Client.Upgrade(ctx, w.proof.Timestamp, a.cfg.UpgradeCalendars)
+			w.anc.UpgradedAt = a.cfg.Now().UTC()
+			w.anc.LastError = ""
+			if len(res.Errors) > 0 {
+				var msgs []string
+				for _, c := range slices.Sorted(maps.Keys(res.Errors)) {
+					msgs = append(msgs, res.Errors[c].Error())
+				}
+				w.anc.LastError = strings.Join(msgs, "; ")
 			}
-			anc.LastError = strings.Join(msgs, "; ")
-		}
-		anc.Bitcoin = bitcoinHeights(proof)
-		if anc.Complete() && anc.CompletedAt.IsZero() {
-			anc.CompletedAt = anc.UpgradedAt
-		}
-		if err := a.store(anc, nil, proof); err != nil {
+			w.anc.Bitcoin = bitcoinHeights(w.proof)
+			if w.anc.Complete() && w.anc.CompletedAt.IsZero() {
+				w.anc.CompletedAt = w.anc.UpgradedAt
+			}
+		})
+	}
+	wg.Wait()
+	var out []Anchor
+	for _, w := range todo {
+		if err := a.store(w.anc, nil, w.proof); err != nil {
 			return out, err
 		}
-		out = append(out, anc)
+		out = append(out, w.anc)
 	}
 	return out, nil
 }
@@ -375,6 +418,34 @@ func List(dir string) ([]Anchor, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Size < out[j].Size })
 	return out, nil
+}
+
+// Latest reads the newest anchor in dir and the newest complete one (nil
+// when there is none), reading only as many files as it takes: status pages
+// call it on every request.
+func Latest(dir string) (latest *Anchor, complete *Anchor, err error) {
+	paths, err := filepath.Glob(filepath.Join(dir, "checkpoint-*.json"))
+	if err != nil {
+		return nil, nil, err
+	}
+	slices.Sort(paths) // zero-padded sizes: name order is size order
+	for i := len(paths) - 1; i >= 0; i-- {
+		b, err := os.ReadFile(paths[i])
+		if err != nil {
+			return nil, nil, err
+		}
+		var anc Anchor
+		if err := json.Unmarshal(b, &anc); err != nil {
+			return nil, nil, fmt.Errorf("anchoring: %s: %w", paths[i], err)
+		}
+		if latest == nil {
+			latest = &anc
+		}
+		if anc.Complete() {
+			return latest, &anc, nil
+		}
+	}
+	return latest, nil, nil
 }
 
 // Proof reads the stored note and proof of the anchor of checkpoint size.
@@ -453,7 +524,16 @@ func writeAtomic(path string, b []byte) error {
 	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), path)
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	// The rename is durable once the directory is.
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // Run anchors every Interval and upgrades every UpgradeInterval until ctx

@@ -4,6 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -120,10 +123,7 @@ func TestAnchoringRounds(t *testing.T) {
 
 	// Each stored proof verifies against the stored note and the mined
 	// headers, as an auditor would check it.
-	headers, err := ots.ParseHeaders(strings.NewReader(chain.Headers()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	headers := chain.ParsedHeaders()
 	all, _ := a.Status()
 	if len(all) != 2 {
 		t.Fatalf("status: %+v", all)
@@ -172,5 +172,32 @@ func TestConfigRefused(t *testing.T) {
 				t.Fatal("accepted")
 			}
 		})
+	}
+}
+
+// TestUpgradeFromTheCalendarBehindAPool: submissions go to a pool, whose
+// pending attestations name the calendar behind it; upgrades come from that
+// calendar, allowed by the upgrade list, not the submission list.
+func TestUpgradeFromTheCalendarBehindAPool(t *testing.T) {
+	ctx := context.Background()
+	s := openLedger(t)
+	grow(t, s, 2)
+	chain := &otstest.Chain{}
+	alice, bob := otstest.NewCalendar(t, chain), otstest.NewCalendar(t, chain)
+	target, _ := url.Parse(alice.URL)
+	pool := httptest.NewServer(httputil.NewSingleHostReverseProxy(target))
+	defer pool.Close()
+	a, err := anchoring.New(s, anchoring.Config{Dir: t.TempDir(), Calendars: []string{pool.URL, bob.URL},
+		UpgradeCalendars: []string{alice.URL}, Client: &ots.Client{AllowHTTP: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AnchorNow(ctx); err != nil {
+		t.Fatal(err)
+	}
+	alice.Mine()
+	ups, err := a.Upgrade(ctx)
+	if err != nil || len(ups) != 1 || !ups[0].Complete() {
+		t.Fatalf("upgrade: %+v %v", ups, err)
 	}
 }

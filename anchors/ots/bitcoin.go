@@ -85,6 +85,9 @@ func compactTarget(bits uint32) (*big.Int, error) {
 	} else {
 		t.Lsh(t, 8*(exp-3))
 	}
+	if t.Sign() == 0 {
+		return nil, fmt.Errorf("%w: nBits %#08x encodes a zero target", ErrBadProofOfWork, bits)
+	}
 	if t.BitLen() > 256 {
 		return nil, fmt.Errorf("%w: nBits %#08x encodes a target over 256 bits", ErrBadProofOfWork, bits)
 	}
@@ -105,6 +108,32 @@ type Headers struct {
 	byHeight map[uint64]Header
 	// loose are headers given without a height.
 	loose []Header
+	// AllowLowDifficulty accepts headers whose target is easier than
+	// Bitcoin mainnet's proof-of-work limit (regtest, synthetic test
+	// chains). Without it such a header fails: its proof of work costs
+	// nothing to forge.
+	AllowLowDifficulty bool
+}
+
+// MainnetPowLimit is the compact form of the easiest target Bitcoin
+// mainnet allows (Bitcoin Core chainparams powLimit, nBits 0x1d00ffff).
+const MainnetPowLimit = 0x1d00ffff
+
+var mainnetPowLimit, _ = compactTarget(MainnetPowLimit)
+
+// CheckDifficulty refuses a header whose target is easier than mainnet's
+// limit: anyone can mine such a header in a moment, so its "proof of work"
+// proves nothing.
+func (h Header) CheckDifficulty() error {
+	target, err := compactTarget(h.Bits())
+	if err != nil {
+		return fmt.Errorf("block %s: %w", h.BlockHash(), err)
+	}
+	if target.Cmp(mainnetPowLimit) > 0 {
+		return fmt.Errorf("block %s: %w: nBits %#08x is easier than Bitcoin mainnet allows (%#08x); a header like this costs nothing to forge",
+			h.BlockHash(), ErrBadProofOfWork, h.Bits(), MainnetPowLimit)
+	}
+	return nil
 }
 
 // ParseHeaders reads block headers, one per line, each 160 hex digits,
@@ -203,11 +232,22 @@ func (hs *Headers) HeaderAt(_ context.Context, height uint64, commitment []byte)
 	return Header{}, fmt.Errorf("%w for block %d", ErrHeaderMissing, height)
 }
 
+// heightKnown reports whether the headers name the height of the block
+// given for height (false: a header without a height, matched by its
+// merkle root, so the height is only the proof's claim).
+func (hs *Headers) heightKnown(height uint64) bool {
+	_, ok := hs.byHeight[height]
+	return ok
+}
+
 // BitcoinProof is a verified Bitcoin attestation.
 type BitcoinProof struct {
 	Height    uint64
 	Time      time.Time
 	BlockHash string
+	// HeightClaimed is true when the header was supplied without its
+	// height: the block is verified, its height is the proof's claim.
+	HeightClaimed bool
 }
 
 // VerifyBitcoin checks an attestation of commitment at height against a
@@ -228,7 +268,13 @@ func VerifyBitcoin(ctx context.Context, src HeaderSource, height uint64, commitm
 	if err := h.CheckProofOfWork(); err != nil {
 		return BitcoinProof{}, err
 	}
-	return BitcoinProof{Height: height, Time: h.Time(), BlockHash: h.BlockHash()}, nil
+	hs, supplied := src.(*Headers)
+	if !supplied || !hs.AllowLowDifficulty {
+		if err := h.CheckDifficulty(); err != nil {
+			return BitcoinProof{}, err
+		}
+	}
+	return BitcoinProof{Height: height, Time: h.Time(), BlockHash: h.BlockHash(), HeightClaimed: supplied && !hs.heightKnown(height)}, nil
 }
 
 // ReversedHex prints a hash byte-reversed, as block explorers print merkle

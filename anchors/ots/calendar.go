@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -97,10 +96,13 @@ func (c *Client) do(ctx context.Context, method, calendar, path string, body []b
 	if body != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
+	hc := http.Client{}
+	if c.HTTP != nil {
+		hc = *c.HTTP
 	}
+	// Calendars have no business redirecting: a redirect could downgrade
+	// to http or send the request to a host nobody allowed.
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := hc.Do(req)
 	if err != nil {
 		return 0, nil, fmt.Errorf("calendar %s: %w", calendar, err)
@@ -171,7 +173,11 @@ func (c *Client) Stamp(ctx context.Context, digest [32]byte, calendars []string)
 		rnd = rand.Reader
 	}
 	if _, err := io.ReadFull(rnd, nonce); err != nil {
-		return f, map[string]error{"": fmt.Errorf("nonce: %w", err)}
+		failed := map[string]error{}
+		for _, cal := range calendars {
+			failed[cal] = fmt.Errorf("nonce: %w", err)
+		}
+		return f, failed
 	}
 	n, _ := f.Timestamp.Add(Append(nonce))
 	commitment, _ := n.Add(SHA256)
@@ -216,32 +222,62 @@ type UpgradeResult struct {
 	Errors map[string]error
 }
 
+// CalendarAllowed reports whether a pending attestation's calendar may be
+// asked for its upgrade: it equals an allowed URL, or matches an allowed
+// "https://*.domain" pattern, where * is one DNS label (the reference
+// client's whitelist works the same way: pools answer with the backing
+// calendar's URL, e.g. https://alice.btc.calendar.opentimestamps.org).
+func CalendarAllowed(uri string, allowed []string) bool {
+	u, err := url.Parse(uri)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	for _, a := range allowed {
+		if a == uri || strings.TrimSuffix(a, "/") == strings.TrimSuffix(uri, "/") {
+			return true
+		}
+		scheme, rest, ok := strings.Cut(a, "://*.")
+		if !ok || scheme != u.Scheme || u.Port() != "" || u.User != nil {
+			continue
+		}
+		label, suffix, ok := strings.Cut(u.Hostname(), ".")
+		if ok && label != "" && suffix == rest && (u.Path == "" || u.Path == "/") {
+			return true
+		}
+	}
+	return false
+}
+
 // Upgrade asks the calendar of every pending attestation in t for its
 // upgrade and merges each answer into the node the attestation is on. Only
-// calendars in allowed are asked (a proof names its calendars, and a client
-// must not fetch whatever URL a file names).
+// calendars allowed are asked (see CalendarAllowed: a proof names its
+// calendars, and a client must not fetch whatever URL a file names).
 func (c *Client) Upgrade(ctx context.Context, t *Timestamp, allowed []string) UpgradeResult {
 	res := UpgradeResult{Errors: map[string]error{}}
 	type job struct {
-		node *Timestamp
-		uri  string
+		node  *Timestamp
+		uri   string
+		depth int
 	}
 	var jobs []job
-	t.walk(func(n *Timestamp) {
-		if n.Complete() {
-			return // already upgraded: nothing more to ask for
-		}
+	var walk func(n *Timestamp, depth int)
+	walk = func(n *Timestamp, depth int) {
+		upgraded := n.Complete() // this calendar's answer is merged already
 		for _, b := range n.Branches {
-			if b.Attestation != nil && b.Attestation.Kind == Pending {
-				jobs = append(jobs, job{n, b.Attestation.URI})
+			if b.Attestation != nil && b.Attestation.Kind == Pending && !upgraded {
+				jobs = append(jobs, job{n, b.Attestation.URI, depth})
+			}
+			if b.Next != nil {
+				walk(b.Next, depth+1)
 			}
 		}
-	})
+	}
+	walk(t, 1)
 	answers := make([]*Timestamp, len(jobs))
 	errs := make([]error, len(jobs))
 	var wg sync.WaitGroup
 	for i, j := range jobs {
-		if !slices.Contains(allowed, j.uri) {
+		if !CalendarAllowed(j.uri, allowed) {
 			errs[i] = fmt.Errorf("calendar %s is not an allowed calendar", j.uri)
 			continue
 		}
@@ -255,6 +291,11 @@ func (c *Client) Upgrade(ctx context.Context, t *Timestamp, allowed []string) Up
 		case errs[i] != nil:
 			res.Errors[j.uri] = errs[i]
 		default:
+			// The merged proof must still be one Parse accepts.
+			if d := answers[i].depth(); j.depth+d > MaxDepth {
+				res.Errors[j.uri] = fmt.Errorf("calendar %s: its answer nests %d deep at depth %d, past the limit of %d", j.uri, d, j.depth, MaxDepth)
+				continue
+			}
 			if err := j.node.Merge(answers[i]); err != nil {
 				res.Errors[j.uri] = err
 				continue

@@ -60,10 +60,7 @@ func TestStampPendingUpgradeComplete(t *testing.T) {
 		t.Fatal("not complete after an upgrade")
 	}
 
-	headers, err := ots.ParseHeaders(strings.NewReader(chain.Headers()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	headers := chain.ParsedHeaders()
 	// Through the file format and back, as it is stored.
 	raw, err := f.Serialize()
 	if err != nil {
@@ -88,7 +85,7 @@ func TestStampPendingUpgradeComplete(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Upgrade(ctx, f.Timestamp, cals)
-	headers, _ = ots.ParseHeaders(strings.NewReader(chain.Headers()))
+	headers = chain.ParsedHeaders()
 	if rep, _ = ots.Verify(ctx, f, digest[:], headers); len(rep.Verified) != 2 {
 		t.Fatalf("want two verified attestations, got %+v", rep)
 	}
@@ -189,4 +186,44 @@ func TestReferenceClientReadsDocketProofs(t *testing.T) {
 	b.Mine()
 	c.Upgrade(ctx, f.Timestamp, []string{a.URL, b.URL})
 	check("complete.ots")
+}
+
+func TestCalendarAllowed(t *testing.T) {
+	allowed := []string{"https://*.calendar.opentimestamps.org", "https://ots.btc.catallaxy.com"}
+	for uri, want := range map[string]bool{
+		"https://alice.btc.calendar.opentimestamps.org":    false, // two labels
+		"https://alice.calendar.opentimestamps.org":        true,
+		"https://ots.btc.catallaxy.com":                    true,
+		"https://ots.btc.catallaxy.com/":                   true,
+		"http://alice.calendar.opentimestamps.org":         false,
+		"https://evil.example/calendar.opentimestamps.org": false,
+		"https://alice.calendar.opentimestamps.org:8443":   false,
+		"https://calendar.opentimestamps.org.evil.example": false,
+		"https://ots.btc.catallaxy.com.evil.example":       false,
+	} {
+		if got := ots.CalendarAllowed(uri, allowed); got != want {
+			t.Errorf("%s: got %v, want %v", uri, got, want)
+		}
+	}
+	if !ots.CalendarAllowed("https://alice.btc.calendar.opentimestamps.org", []string{"https://*.btc.calendar.opentimestamps.org"}) {
+		t.Error("a pattern with a deeper domain")
+	}
+}
+
+// TestRedirectsAreRefused: an https calendar that redirects (here to an
+// http one) is an error, not a way around the https-only rule.
+func TestRedirectsAreRefused(t *testing.T) {
+	target := otstest.NewCalendar(t, nil)
+	redirect := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer redirect.Close()
+	c := &ots.Client{HTTP: redirect.Client()}
+	_, failed := c.Stamp(context.Background(), sha256.Sum256([]byte("x")), []string{redirect.URL})
+	if err := failed[redirect.URL]; err == nil || !strings.Contains(err.Error(), "answered 307") {
+		t.Fatalf("got %v", err)
+	}
+	if target.Requests() != 0 {
+		t.Fatal("the redirect was followed")
+	}
 }

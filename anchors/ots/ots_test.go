@@ -285,3 +285,31 @@ func TestMerge(t *testing.T) {
 		t.Fatal("merged timestamps of different messages")
 	}
 }
+
+// TestForgedLowDifficultyHeaderIsRefused: a header anyone can mine — a
+// target easier than mainnet's limit — proves nothing, even when its merkle
+// root and proof of work match.
+func TestForgedLowDifficultyHeaderIsRefused(t *testing.T) {
+	data := []byte("backdated")
+	digest := sha256.Sum256(data)
+	f := NewFile(digest)
+	f.Timestamp.Attest(NewBitcoin(1))
+	var h Header
+	copy(h[36:68], digest[:])
+	h[72], h[73], h[74], h[75] = 0xff, 0xff, 0x00, 0x21 // nBits 0x2100ffff: target about 2^256
+	for n := 0; h.CheckProofOfWork() != nil; n++ {
+		h[76] = byte(n)
+	}
+	hs := &Headers{loose: []Header{h}}
+	rep, err := Verify(context.Background(), f, digest[:], hs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.Err(); !errors.Is(err, ErrBadProofOfWork) || !strings.Contains(err.Error(), "easier than Bitcoin mainnet allows") {
+		t.Fatalf("forged header: got %v", err)
+	}
+	// The real block 358391 meets mainnet's limit.
+	if err := vectorHeaders(t).loose[0].CheckDifficulty(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -199,3 +199,14 @@ func (t *Timestamp) appendTo(b []byte) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// depth is the nesting of the tree: 1 for a node with only attestations.
+func (t *Timestamp) depth() int {
+	d := 0
+	for _, b := range t.Branches {
+		if b.Next != nil {
+			d = max(d, b.Next.depth())
+		}
+	}
+	return d + 1
+}

@@ -73,6 +73,7 @@ supplied for block N, merkle root mismatch, bad proof of work).`,
 	headersPath := c.Flags().String("bitcoin-headers", "", "file of Bitcoin block headers (offline verification)")
 	esplora := c.Flags().String("esplora", "", "Esplora API URL to fetch block headers from")
 	rpc := c.Flags().String("bitcoin-rpc", "", "Bitcoin Core JSON-RPC URL to fetch block headers from")
+	lowDiff := c.Flags().Bool("allow-low-difficulty", false, "accept headers easier than Bitcoin mainnet's proof-of-work limit (regtest or test chains only: such headers cost nothing to forge)")
 	c.RunE = func(c *cobra.Command, args []string) error {
 		if (*file == "") == (*digestHex == "") {
 			return usageErr("give exactly one of --file and --digest")
@@ -95,6 +96,15 @@ supplied for block N, merkle root mismatch, bad proof of work).`,
 		} else if digest, err = hex.DecodeString(strings.TrimSpace(*digestHex)); err != nil {
 			return usageErr("--digest: %v", err)
 		}
+		given := 0
+		for _, v := range []string{*headersPath, *esplora, *rpc} {
+			if v != "" {
+				given++
+			}
+		}
+		if given > 1 {
+			return usageErr("give one of --bitcoin-headers, --esplora and --bitcoin-rpc")
+		}
 		var src ots.HeaderSource
 		switch {
 		case *headersPath != "":
@@ -107,6 +117,7 @@ supplied for block N, merkle root mismatch, bad proof of work).`,
 			if err != nil {
 				return usageErr("--bitcoin-headers: %v", err)
 			}
+			hs.AllowLowDifficulty = *lowDiff
 			src = hs
 		case *esplora != "":
 			src = ots.Esplora{URL: *esplora}
@@ -121,8 +132,12 @@ supplied for block N, merkle root mismatch, bad proof of work).`,
 			return failed(err)
 		}
 		for _, v := range rep.Verified {
-			fmt.Fprintf(c.OutOrStdout(), "ok: Bitcoin block %d (%s) attests the data existed as of %s\n",
-				v.Height, v.BlockHash, v.Time.Format(time.RFC3339))
+			claimed := ""
+			if v.HeightClaimed {
+				claimed = " (the height is the proof's claim: the headers file gave none)"
+			}
+			fmt.Fprintf(c.OutOrStdout(), "ok: Bitcoin block %d (%s) attests the data existed as of %s%s\n",
+				v.Height, v.BlockHash, v.Time.Format(time.RFC3339), claimed)
 		}
 		return nil
 	}

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
+	"maps"
+	"slices"
 	"fmt"
 	"strings"
 	"sync"
@@ -51,7 +54,13 @@ func (r *readiness) check(ctx context.Context) (string, bool) {
 		b.WriteString("checkpoints: ok\n")
 	}
 	if r.kms != nil {
-		if err := r.kmsCheck(ctx); err != nil {
+		var ke *kmssigner.Error
+		if err := r.kmsCheck(ctx); errors.As(err, &ke) && ke.Op == "describe key" && ke.Code == "AccessDeniedException" {
+			// A least-privilege key policy grants kms:Sign and
+			// kms:GetPublicKey only; the checkpoints line above then
+			// tells whether signing works.
+			fmt.Fprintf(&b, "kms key: %s state unknown (kms:DescribeKey not granted)\n", r.kms.KeyARN())
+		} else if err != nil {
 			ok = false
 			fmt.Fprintf(&b, "kms key: %v\n", err)
 		} else {
@@ -67,18 +76,26 @@ func (r *readiness) check(ctx context.Context) (string, bool) {
 	if err := r.anchorer.Err(); err != nil {
 		fmt.Fprintf(&b, "anchoring: last round failed: %v\n", err)
 	}
-	all, err := r.anchorer.Status()
+	last, complete, err := anchoring.Latest(r.anchorer.Dir())
 	switch {
 	case err != nil:
 		fmt.Fprintf(&b, "anchoring: %v\n", err)
-	case len(all) == 0:
+	case last == nil:
 		b.WriteString("anchoring: no checkpoint anchored yet\n")
 	default:
-		last := all[len(all)-1]
 		if last.Complete() {
 			fmt.Fprintf(&b, "anchoring: checkpoint %d in bitcoin block %v\n", last.Size, last.Bitcoin)
 		} else {
 			fmt.Fprintf(&b, "anchoring: checkpoint %d pending since %s at %s\n", last.Size, last.SubmittedAt.Format(time.RFC3339), strings.Join(last.Calendars, ", "))
+			if complete != nil {
+				fmt.Fprintf(&b, "anchoring: last complete: checkpoint %d in bitcoin block %v\n", complete.Size, complete.Bitcoin)
+			}
+		}
+		for _, cal := range slices.Sorted(maps.Keys(last.Missing)) {
+			fmt.Fprintf(&b, "anchoring: not yet submitted to %s: %s\n", cal, last.Missing[cal])
+		}
+		if last.LastError != "" {
+			fmt.Fprintf(&b, "anchoring: last upgrade error: %s\n", last.LastError)
 		}
 	}
 	return b.String(), ok
