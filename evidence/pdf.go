@@ -424,7 +424,11 @@ func (bd *binder) change(i int, c *changeDoc) {
 		bd.warn("The events of this change could not be read (" + c.err.Error() + "). The answers the binder states follow; docket verify binder will report the change as failing.")
 	}
 	if len(c.differs) > 0 {
-		bd.warn("The events of this change do not give the answers the binder states: " + strings.Join(c.differs, "; ") + ". The stated answers are printed; docket verify binder will report the change as failing.")
+		var ds []string
+		for _, d := range c.differs {
+			ds = append(ds, clip(d, 400))
+		}
+		bd.warn("The events of this change do not give the answers the binder states: " + strings.Join(ds, "; ") + ". The stated answers are printed; docket verify binder will report the change as failing.")
 	}
 	t := bd.newTable([]float64{0.25, 0.75})
 	t.kv("Status", txt(c.Stated.Status))
@@ -881,6 +885,14 @@ func (bd *binder) howToVerify() {
 		bd.bullet(s)
 	}
 	bd.para("It prints a result per change and per anchor, and exits with status 0 only when all of it holds.")
+}
+
+// clip shortens s to at most n runes.
+func clip(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
 }
 
 func fmtTime(t time.Time) string {

@@ -262,6 +262,48 @@ func TestBinderPDFPendingAndNamed(t *testing.T) {
 	}
 }
 
+// TestBinderPDFOfABadBundle renders bundles that would fail verification:
+// the PDF still renders, stays valid, prints what the binder states and
+// says what is wrong.
+func TestBinderPDFOfABadBundle(t *testing.T) {
+	w, ids, anchor := ledgerWith(t, clean)
+	for _, tc := range []struct {
+		name   string
+		fp     string
+		tamper func(b *evidence.Bundle)
+		want   string
+	}{
+		{"stated answer changed", "", func(b *evidence.Bundle) { b.Changes[0].Stated.Answers[1].Result = answers.Fail },
+			"do not give the answers the binder states"},
+		{"event bytes garbled", "", func(b *evidence.Bundle) { b.Changes[0].Events[2].Canonical = []byte("not json") },
+			"could not be read"},
+		{"fingerprint not carried", strings.Repeat("ab", 32), func(*evidence.Bundle) {},
+			"is not among the keys the bundle carries"},
+		{"long unbreakable strings", "", func(b *evidence.Bundle) {
+			b.Changes[0].Stated.Answers[0].Answer = strings.Repeat("0123456789abcdef", 2000)
+			b.Sample.Seed = strings.Repeat("s", 500)
+		}, "0123456789abcdef"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := build(t, w, ids, anchor, "sample")
+			tc.tamper(b)
+			raw := writePDF(t, b, tc.fp)
+			conf := pdfcpuConfig()
+			conf.ValidationMode = model.ValidationStrict
+			if err := api.Validate(bytes.NewReader(raw), conf); err != nil {
+				t.Fatalf("pdfcpu strict validation: %v", err)
+			}
+			path := filepath.Join(t.TempDir(), "binder.pdf")
+			if err := os.WriteFile(path, raw, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if text := pdfText(t, path); !strings.Contains(strings.Join(strings.Fields(text), " "), tc.want) {
+				t.Errorf("the PDF's text lacks %q", tc.want)
+			}
+		})
+	}
+}
+
 func TestReadPDFWithoutBundle(t *testing.T) {
 	plain := fpdf.New("P", "mm", "A4", "")
 	plain.AddPage()

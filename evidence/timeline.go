@@ -56,7 +56,7 @@ func decodeChange(c Change) *changeDoc {
 	return d
 }
 
-// events returns the change's domain events of type T, in log order.
+// eventsOf returns the change's domain events of type T, in log order.
 func eventsOf[T domain.Event](d *changeDoc) []T {
 	var out []T
 	for _, r := range d.recs {
