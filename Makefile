@@ -18,6 +18,7 @@ test:
 	GO=$(GO) ./scripts/install-local-kms.sh
 	./scripts/install-ots-reference.sh
 	./scripts/install-chromium.sh
+	./scripts/install-poppler.sh
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -race -short ./ledger/... ./domain/...
 

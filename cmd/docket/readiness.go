@@ -3,9 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
-	"fmt"
 	"strings"
 	"sync"
 	"time"

@@ -86,7 +86,7 @@ saved earlier (docket checkpoint > FILE, or --save-checkpoint) with
 		}
 		return nil
 	}
-	verify.AddCommand(lc, newVerifyOTSCmd())
+	verify.AddCommand(lc, newVerifyOTSCmd(), newVerifyBinderCmd())
 	return verify
 }
 
