@@ -11,6 +11,7 @@ import (
 	"slices"
 
 	"github.com/evidence-parity/docket/domain"
+	"github.com/evidence-parity/docket/domain/answers"
 	"github.com/evidence-parity/docket/graph/generated"
 	"github.com/evidence-parity/docket/graph/model"
 	"github.com/evidence-parity/docket/projections"
@@ -75,7 +76,7 @@ func (r *mutationResolver) SubmitPlan(ctx context.Context, input model.SubmitPla
 }
 
 // ViewPlan is the resolver for the viewPlan field.
-func (r *mutationResolver) ViewPlan(ctx context.Context, input model.ChangeRefInput) (*projections.ChangeView, error) {
+func (r *mutationResolver) ViewPlan(ctx context.Context, input model.ChangeRefInput) (*answers.ChangeView, error) {
 	a, err := actor(ctx)
 	if err != nil {
 		return nil, err
@@ -87,7 +88,7 @@ func (r *mutationResolver) ViewPlan(ctx context.Context, input model.ChangeRefIn
 }
 
 // ApprovePlan is the resolver for the approvePlan field.
-func (r *mutationResolver) ApprovePlan(ctx context.Context, input model.ApprovePlanInput) (*projections.ChangeView, error) {
+func (r *mutationResolver) ApprovePlan(ctx context.Context, input model.ApprovePlanInput) (*answers.ChangeView, error) {
 	a, err := mutator(ctx)
 	if err != nil {
 		return nil, err
@@ -99,7 +100,7 @@ func (r *mutationResolver) ApprovePlan(ctx context.Context, input model.ApproveP
 }
 
 // RejectPlan is the resolver for the rejectPlan field.
-func (r *mutationResolver) RejectPlan(ctx context.Context, input model.RejectPlanInput) (*projections.ChangeView, error) {
+func (r *mutationResolver) RejectPlan(ctx context.Context, input model.RejectPlanInput) (*answers.ChangeView, error) {
 	a, err := mutator(ctx)
 	if err != nil {
 		return nil, err
@@ -158,7 +159,7 @@ func (r *mutationResolver) AttachEvidence(ctx context.Context, input model.Attac
 }
 
 // RequestPromotion is the resolver for the requestPromotion field.
-func (r *mutationResolver) RequestPromotion(ctx context.Context, input model.ChangeRefInput) (*projections.ChangeView, error) {
+func (r *mutationResolver) RequestPromotion(ctx context.Context, input model.ChangeRefInput) (*answers.ChangeView, error) {
 	a, err := mutator(ctx)
 	if err != nil {
 		return nil, err
@@ -182,7 +183,7 @@ func (r *mutationResolver) EndSession(ctx context.Context, input model.EndSessio
 }
 
 // RecordRollback is the resolver for the recordRollback field.
-func (r *mutationResolver) RecordRollback(ctx context.Context, input model.RecordRollbackInput) (*projections.ChangeView, error) {
+func (r *mutationResolver) RecordRollback(ctx context.Context, input model.RecordRollbackInput) (*answers.ChangeView, error) {
 	a, err := mutator(ctx)
 	if err != nil {
 		return nil, err
@@ -219,7 +220,7 @@ func (r *mutationResolver) LiftFreeze(ctx context.Context, input model.LiftFreez
 }
 
 // ResolveException is the resolver for the resolveException field.
-func (r *mutationResolver) ResolveException(ctx context.Context, input model.ResolveExceptionInput) (*projections.ChangeView, error) {
+func (r *mutationResolver) ResolveException(ctx context.Context, input model.ResolveExceptionInput) (*answers.ChangeView, error) {
 	a, err := mutator(ctx)
 	if err != nil {
 		return nil, err
@@ -277,7 +278,7 @@ func (r *queryResolver) Changes(ctx context.Context, first *int, after *string, 
 }
 
 // Change is the resolver for the change field.
-func (r *queryResolver) Change(ctx context.Context, id string) (*projections.ChangeView, error) {
+func (r *queryResolver) Change(ctx context.Context, id string) (*answers.ChangeView, error) {
 	if _, err := actor(ctx); err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/introspection"
 	"github.com/evidence-parity/docket/domain"
+	"github.com/evidence-parity/docket/domain/answers"
 	"github.com/evidence-parity/docket/graph/model"
 	"github.com/evidence-parity/docket/graph/scalar"
 	"github.com/evidence-parity/docket/projections"
@@ -308,18 +309,18 @@ type MutationResolver interface {
 	RegisterPrincipal(ctx context.Context, input model.RegisterPrincipalInput) (*model.RegisterPrincipalPayload, error)
 	RegisterAgent(ctx context.Context, input model.RegisterAgentInput) (*model.RegisterAgentPayload, error)
 	SubmitPlan(ctx context.Context, input model.SubmitPlanInput) (*model.SubmitPlanPayload, error)
-	ViewPlan(ctx context.Context, input model.ChangeRefInput) (*projections.ChangeView, error)
-	ApprovePlan(ctx context.Context, input model.ApprovePlanInput) (*projections.ChangeView, error)
-	RejectPlan(ctx context.Context, input model.RejectPlanInput) (*projections.ChangeView, error)
+	ViewPlan(ctx context.Context, input model.ChangeRefInput) (*answers.ChangeView, error)
+	ApprovePlan(ctx context.Context, input model.ApprovePlanInput) (*answers.ChangeView, error)
+	RejectPlan(ctx context.Context, input model.RejectPlanInput) (*answers.ChangeView, error)
 	RequestSession(ctx context.Context, input model.ChangeRefInput) (*model.SessionPayload, error)
 	RecordAction(ctx context.Context, input model.RecordActionInput) (*model.ActionPayload, error)
 	AttachEvidence(ctx context.Context, input model.AttachEvidenceInput) (*model.EvidencePayload, error)
-	RequestPromotion(ctx context.Context, input model.ChangeRefInput) (*projections.ChangeView, error)
+	RequestPromotion(ctx context.Context, input model.ChangeRefInput) (*answers.ChangeView, error)
 	EndSession(ctx context.Context, input model.EndSessionInput) (bool, error)
-	RecordRollback(ctx context.Context, input model.RecordRollbackInput) (*projections.ChangeView, error)
+	RecordRollback(ctx context.Context, input model.RecordRollbackInput) (*answers.ChangeView, error)
 	DeclareFreeze(ctx context.Context, input model.DeclareFreezeInput) (*model.FreezePayload, error)
 	LiftFreeze(ctx context.Context, input model.LiftFreezeInput) (bool, error)
-	ResolveException(ctx context.Context, input model.ResolveExceptionInput) (*projections.ChangeView, error)
+	ResolveException(ctx context.Context, input model.ResolveExceptionInput) (*answers.ChangeView, error)
 }
 type PlanResolver interface {
 	Scope(ctx context.Context, obj *domain.Plan) ([]*domain.Rule, error)
@@ -329,7 +330,7 @@ type PrincipalResolver interface {
 }
 type QueryResolver interface {
 	Changes(ctx context.Context, first *int, after *string, filter *model.ChangeFilter) (*model.ChangeConnection, error)
-	Change(ctx context.Context, id string) (*projections.ChangeView, error)
+	Change(ctx context.Context, id string) (*answers.ChangeView, error)
 	Me(ctx context.Context) (*model.Me, error)
 	Agents(ctx context.Context) ([]*projections.AgentView, error)
 	Sample(ctx context.Context, from time.Time, to time.Time, size *int, seed string) (*model.Sample, error)
@@ -3181,7 +3182,7 @@ func (ec *executionContext) fieldContext_Agent_retired(_ context.Context, field 
 	return graphql.NewScalarFieldContext("Agent", field, false, false, "Boolean")
 }
 
-func (ec *executionContext) _Answer_question(ctx context.Context, field graphql.CollectedField, obj *projections.Answer) (ret graphql.Marshaler) {
+func (ec *executionContext) _Answer_question(ctx context.Context, field graphql.CollectedField, obj *answers.Answer) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3204,7 +3205,7 @@ func (ec *executionContext) fieldContext_Answer_question(_ context.Context, fiel
 	return graphql.NewScalarFieldContext("Answer", field, false, false, "String")
 }
 
-func (ec *executionContext) _Answer_answer(ctx context.Context, field graphql.CollectedField, obj *projections.Answer) (ret graphql.Marshaler) {
+func (ec *executionContext) _Answer_answer(ctx context.Context, field graphql.CollectedField, obj *answers.Answer) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3227,7 +3228,7 @@ func (ec *executionContext) fieldContext_Answer_answer(_ context.Context, field 
 	return graphql.NewScalarFieldContext("Answer", field, false, false, "String")
 }
 
-func (ec *executionContext) _Answer_result(ctx context.Context, field graphql.CollectedField, obj *projections.Answer) (ret graphql.Marshaler) {
+func (ec *executionContext) _Answer_result(ctx context.Context, field graphql.CollectedField, obj *answers.Answer) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3250,7 +3251,7 @@ func (ec *executionContext) fieldContext_Answer_result(_ context.Context, field 
 	return graphql.NewScalarFieldContext("Answer", field, false, false, "String")
 }
 
-func (ec *executionContext) _Answer_attributes(ctx context.Context, field graphql.CollectedField, obj *projections.Answer) (ret graphql.Marshaler) {
+func (ec *executionContext) _Answer_attributes(ctx context.Context, field graphql.CollectedField, obj *answers.Answer) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3262,8 +3263,8 @@ func (ec *executionContext) _Answer_attributes(ctx context.Context, field graphq
 			return obj.Attributes, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []projections.Attribute) graphql.Marshaler {
-			return ec.marshalNAttribute2ᚕgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐAttributeᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []answers.Attribute) graphql.Marshaler {
+			return ec.marshalNAttribute2ᚕgithubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚋanswersᚐAttributeᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -3282,7 +3283,7 @@ func (ec *executionContext) fieldContext_Answer_attributes(_ context.Context, fi
 	return fc, nil
 }
 
-func (ec *executionContext) _Attribute_name(ctx context.Context, field graphql.CollectedField, obj *projections.Attribute) (ret graphql.Marshaler) {
+func (ec *executionContext) _Attribute_name(ctx context.Context, field graphql.CollectedField, obj *answers.Attribute) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3305,7 +3306,7 @@ func (ec *executionContext) fieldContext_Attribute_name(_ context.Context, field
 	return graphql.NewScalarFieldContext("Attribute", field, false, false, "String")
 }
 
-func (ec *executionContext) _Attribute_result(ctx context.Context, field graphql.CollectedField, obj *projections.Attribute) (ret graphql.Marshaler) {
+func (ec *executionContext) _Attribute_result(ctx context.Context, field graphql.CollectedField, obj *answers.Attribute) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3328,7 +3329,7 @@ func (ec *executionContext) fieldContext_Attribute_result(_ context.Context, fie
 	return graphql.NewScalarFieldContext("Attribute", field, false, false, "String")
 }
 
-func (ec *executionContext) _Attribute_detail(ctx context.Context, field graphql.CollectedField, obj *projections.Attribute) (ret graphql.Marshaler) {
+func (ec *executionContext) _Attribute_detail(ctx context.Context, field graphql.CollectedField, obj *answers.Attribute) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3351,7 +3352,7 @@ func (ec *executionContext) fieldContext_Attribute_detail(_ context.Context, fie
 	return graphql.NewScalarFieldContext("Attribute", field, false, false, "String")
 }
 
-func (ec *executionContext) _Attribute_events(ctx context.Context, field graphql.CollectedField, obj *projections.Attribute) (ret graphql.Marshaler) {
+func (ec *executionContext) _Attribute_events(ctx context.Context, field graphql.CollectedField, obj *answers.Attribute) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3374,7 +3375,7 @@ func (ec *executionContext) fieldContext_Attribute_events(_ context.Context, fie
 	return graphql.NewScalarFieldContext("Attribute", field, false, false, "String")
 }
 
-func (ec *executionContext) _Change_id(ctx context.Context, field graphql.CollectedField, obj *projections.ChangeView) (ret graphql.Marshaler) {
+func (ec *executionContext) _Change_id(ctx context.Context, field graphql.CollectedField, obj *answers.ChangeView) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3397,7 +3398,7 @@ func (ec *executionContext) fieldContext_Change_id(_ context.Context, field grap
 	return graphql.NewScalarFieldContext("Change", field, false, false, "ID")
 }
 
-func (ec *executionContext) _Change_status(ctx context.Context, field graphql.CollectedField, obj *projections.ChangeView) (ret graphql.Marshaler) {
+func (ec *executionContext) _Change_status(ctx context.Context, field graphql.CollectedField, obj *answers.ChangeView) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3420,7 +3421,7 @@ func (ec *executionContext) fieldContext_Change_status(_ context.Context, field 
 	return graphql.NewScalarFieldContext("Change", field, false, false, "String")
 }
 
-func (ec *executionContext) _Change_version(ctx context.Context, field graphql.CollectedField, obj *projections.ChangeView) (ret graphql.Marshaler) {
+func (ec *executionContext) _Change_version(ctx context.Context, field graphql.CollectedField, obj *answers.ChangeView) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3443,7 +3444,7 @@ func (ec *executionContext) fieldContext_Change_version(_ context.Context, field
 	return graphql.NewScalarFieldContext("Change", field, false, false, "Int")
 }
 
-func (ec *executionContext) _Change_planHash(ctx context.Context, field graphql.CollectedField, obj *projections.ChangeView) (ret graphql.Marshaler) {
+func (ec *executionContext) _Change_planHash(ctx context.Context, field graphql.CollectedField, obj *answers.ChangeView) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3466,7 +3467,7 @@ func (ec *executionContext) fieldContext_Change_planHash(_ context.Context, fiel
 	return graphql.NewScalarFieldContext("Change", field, false, false, "String")
 }
 
-func (ec *executionContext) _Change_plan(ctx context.Context, field graphql.CollectedField, obj *projections.ChangeView) (ret graphql.Marshaler) {
+func (ec *executionContext) _Change_plan(ctx context.Context, field graphql.CollectedField, obj *answers.ChangeView) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3498,7 +3499,7 @@ func (ec *executionContext) fieldContext_Change_plan(_ context.Context, field gr
 	return fc, nil
 }
 
-func (ec *executionContext) _Change_agent(ctx context.Context, field graphql.CollectedField, obj *projections.ChangeView) (ret graphql.Marshaler) {
+func (ec *executionContext) _Change_agent(ctx context.Context, field graphql.CollectedField, obj *answers.ChangeView) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3521,7 +3522,7 @@ func (ec *executionContext) fieldContext_Change_agent(_ context.Context, field g
 	return graphql.NewScalarFieldContext("Change", field, false, false, "String")
 }
 
-func (ec *executionContext) _Change_requestedBy(ctx context.Context, field graphql.CollectedField, obj *projections.ChangeView) (ret graphql.Marshaler) {
+func (ec *executionContext) _Change_requestedBy(ctx context.Context, field graphql.CollectedField, obj *answers.ChangeView) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3544,7 +3545,7 @@ func (ec *executionContext) fieldContext_Change_requestedBy(_ context.Context, f
 	return graphql.NewScalarFieldContext("Change", field, false, false, "String")
 }
 
-func (ec *executionContext) _Change_approver(ctx context.Context, field graphql.CollectedField, obj *projections.ChangeView) (ret graphql.Marshaler) {
+func (ec *executionContext) _Change_approver(ctx context.Context, field graphql.CollectedField, obj *answers.ChangeView) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3567,7 +3568,7 @@ func (ec *executionContext) fieldContext_Change_approver(_ context.Context, fiel
 	return graphql.NewScalarFieldContext("Change", field, false, false, "String")
 }
 
-func (ec *executionContext) _Change_submittedAt(ctx context.Context, field graphql.CollectedField, obj *projections.ChangeView) (ret graphql.Marshaler) {
+func (ec *executionContext) _Change_submittedAt(ctx context.Context, field graphql.CollectedField, obj *answers.ChangeView) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3590,7 +3591,7 @@ func (ec *executionContext) fieldContext_Change_submittedAt(_ context.Context, f
 	return graphql.NewScalarFieldContext("Change", field, false, false, "Time")
 }
 
-func (ec *executionContext) _Change_approvedAt(ctx context.Context, field graphql.CollectedField, obj *projections.ChangeView) (ret graphql.Marshaler) {
+func (ec *executionContext) _Change_approvedAt(ctx context.Context, field graphql.CollectedField, obj *answers.ChangeView) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3613,7 +3614,7 @@ func (ec *executionContext) fieldContext_Change_approvedAt(_ context.Context, fi
 	return graphql.NewScalarFieldContext("Change", field, false, false, "Time")
 }
 
-func (ec *executionContext) _Change_promotedAt(ctx context.Context, field graphql.CollectedField, obj *projections.ChangeView) (ret graphql.Marshaler) {
+func (ec *executionContext) _Change_promotedAt(ctx context.Context, field graphql.CollectedField, obj *answers.ChangeView) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3636,7 +3637,7 @@ func (ec *executionContext) fieldContext_Change_promotedAt(_ context.Context, fi
 	return graphql.NewScalarFieldContext("Change", field, false, false, "Time")
 }
 
-func (ec *executionContext) _Change_review(ctx context.Context, field graphql.CollectedField, obj *projections.ChangeView) (ret graphql.Marshaler) {
+func (ec *executionContext) _Change_review(ctx context.Context, field graphql.CollectedField, obj *answers.ChangeView) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3668,7 +3669,7 @@ func (ec *executionContext) fieldContext_Change_review(_ context.Context, field 
 	return fc, nil
 }
 
-func (ec *executionContext) _Change_sessions(ctx context.Context, field graphql.CollectedField, obj *projections.ChangeView) (ret graphql.Marshaler) {
+func (ec *executionContext) _Change_sessions(ctx context.Context, field graphql.CollectedField, obj *answers.ChangeView) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3680,8 +3681,8 @@ func (ec *executionContext) _Change_sessions(ctx context.Context, field graphql.
 			return obj.Sessions, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []projections.SessionView) graphql.Marshaler {
-			return ec.marshalNSession2ᚕgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐSessionViewᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []answers.SessionView) graphql.Marshaler {
+			return ec.marshalNSession2ᚕgithubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚋanswersᚐSessionViewᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -3700,7 +3701,7 @@ func (ec *executionContext) fieldContext_Change_sessions(_ context.Context, fiel
 	return fc, nil
 }
 
-func (ec *executionContext) _Change_actions(ctx context.Context, field graphql.CollectedField, obj *projections.ChangeView) (ret graphql.Marshaler) {
+func (ec *executionContext) _Change_actions(ctx context.Context, field graphql.CollectedField, obj *answers.ChangeView) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3723,7 +3724,7 @@ func (ec *executionContext) fieldContext_Change_actions(_ context.Context, field
 	return graphql.NewScalarFieldContext("Change", field, false, false, "Int")
 }
 
-func (ec *executionContext) _Change_outOfScope(ctx context.Context, field graphql.CollectedField, obj *projections.ChangeView) (ret graphql.Marshaler) {
+func (ec *executionContext) _Change_outOfScope(ctx context.Context, field graphql.CollectedField, obj *answers.ChangeView) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3746,7 +3747,7 @@ func (ec *executionContext) fieldContext_Change_outOfScope(_ context.Context, fi
 	return graphql.NewScalarFieldContext("Change", field, false, false, "Int")
 }
 
-func (ec *executionContext) _Change_exceptions(ctx context.Context, field graphql.CollectedField, obj *projections.ChangeView) (ret graphql.Marshaler) {
+func (ec *executionContext) _Change_exceptions(ctx context.Context, field graphql.CollectedField, obj *answers.ChangeView) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3758,8 +3759,8 @@ func (ec *executionContext) _Change_exceptions(ctx context.Context, field graphq
 			return obj.Exceptions, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []projections.ExceptionView) graphql.Marshaler {
-			return ec.marshalNException2ᚕgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐExceptionViewᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []answers.ExceptionView) graphql.Marshaler {
+			return ec.marshalNException2ᚕgithubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚋanswersᚐExceptionViewᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -3778,7 +3779,7 @@ func (ec *executionContext) fieldContext_Change_exceptions(_ context.Context, fi
 	return fc, nil
 }
 
-func (ec *executionContext) _Change_unresolved(ctx context.Context, field graphql.CollectedField, obj *projections.ChangeView) (ret graphql.Marshaler) {
+func (ec *executionContext) _Change_unresolved(ctx context.Context, field graphql.CollectedField, obj *answers.ChangeView) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3801,7 +3802,7 @@ func (ec *executionContext) fieldContext_Change_unresolved(_ context.Context, fi
 	return graphql.NewScalarFieldContext("Change", field, false, false, "Int")
 }
 
-func (ec *executionContext) _Change_answers(ctx context.Context, field graphql.CollectedField, obj *projections.ChangeView) (ret graphql.Marshaler) {
+func (ec *executionContext) _Change_answers(ctx context.Context, field graphql.CollectedField, obj *answers.ChangeView) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3813,8 +3814,8 @@ func (ec *executionContext) _Change_answers(ctx context.Context, field graphql.C
 			return obj.Answers, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []projections.Answer) graphql.Marshaler {
-			return ec.marshalNAnswer2ᚕgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐAnswerᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []answers.Answer) graphql.Marshaler {
+			return ec.marshalNAnswer2ᚕgithubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚋanswersᚐAnswerᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -3955,8 +3956,8 @@ func (ec *executionContext) _ChangeEdge_node(ctx context.Context, field graphql.
 			return obj.Node, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *projections.ChangeView) graphql.Marshaler {
-			return ec.marshalNChange2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐChangeView(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *answers.ChangeView) graphql.Marshaler {
+			return ec.marshalNChange2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚋanswersᚐChangeView(ctx, selections, v)
 		},
 		true,
 		true,
@@ -4010,8 +4011,8 @@ func (ec *executionContext) _ChangeException_exception(ctx context.Context, fiel
 			return obj.Exception, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *projections.ExceptionView) graphql.Marshaler {
-			return ec.marshalNException2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐExceptionView(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *answers.ExceptionView) graphql.Marshaler {
+			return ec.marshalNException2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚋanswersᚐExceptionView(ctx, selections, v)
 		},
 		true,
 		true,
@@ -4292,7 +4293,7 @@ func (ec *executionContext) fieldContext_EvidenceSummary_low(_ context.Context, 
 	return graphql.NewScalarFieldContext("EvidenceSummary", field, false, false, "Int")
 }
 
-func (ec *executionContext) _Exception_id(ctx context.Context, field graphql.CollectedField, obj *projections.ExceptionView) (ret graphql.Marshaler) {
+func (ec *executionContext) _Exception_id(ctx context.Context, field graphql.CollectedField, obj *answers.ExceptionView) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4315,7 +4316,7 @@ func (ec *executionContext) fieldContext_Exception_id(_ context.Context, field g
 	return graphql.NewScalarFieldContext("Exception", field, false, false, "ID")
 }
 
-func (ec *executionContext) _Exception_kind(ctx context.Context, field graphql.CollectedField, obj *projections.ExceptionView) (ret graphql.Marshaler) {
+func (ec *executionContext) _Exception_kind(ctx context.Context, field graphql.CollectedField, obj *answers.ExceptionView) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4338,7 +4339,7 @@ func (ec *executionContext) fieldContext_Exception_kind(_ context.Context, field
 	return graphql.NewScalarFieldContext("Exception", field, false, false, "String")
 }
 
-func (ec *executionContext) _Exception_session(ctx context.Context, field graphql.CollectedField, obj *projections.ExceptionView) (ret graphql.Marshaler) {
+func (ec *executionContext) _Exception_session(ctx context.Context, field graphql.CollectedField, obj *answers.ExceptionView) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4361,7 +4362,7 @@ func (ec *executionContext) fieldContext_Exception_session(_ context.Context, fi
 	return graphql.NewScalarFieldContext("Exception", field, false, false, "String")
 }
 
-func (ec *executionContext) _Exception_reason(ctx context.Context, field graphql.CollectedField, obj *projections.ExceptionView) (ret graphql.Marshaler) {
+func (ec *executionContext) _Exception_reason(ctx context.Context, field graphql.CollectedField, obj *answers.ExceptionView) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4384,7 +4385,7 @@ func (ec *executionContext) fieldContext_Exception_reason(_ context.Context, fie
 	return graphql.NewScalarFieldContext("Exception", field, false, false, "String")
 }
 
-func (ec *executionContext) _Exception_resolved(ctx context.Context, field graphql.CollectedField, obj *projections.ExceptionView) (ret graphql.Marshaler) {
+func (ec *executionContext) _Exception_resolved(ctx context.Context, field graphql.CollectedField, obj *answers.ExceptionView) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4407,7 +4408,7 @@ func (ec *executionContext) fieldContext_Exception_resolved(_ context.Context, f
 	return graphql.NewScalarFieldContext("Exception", field, false, false, "Boolean")
 }
 
-func (ec *executionContext) _Exception_disposition(ctx context.Context, field graphql.CollectedField, obj *projections.ExceptionView) (ret graphql.Marshaler) {
+func (ec *executionContext) _Exception_disposition(ctx context.Context, field graphql.CollectedField, obj *answers.ExceptionView) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -5035,8 +5036,8 @@ func (ec *executionContext) _Mutation_viewPlan(ctx context.Context, field graphq
 			return ec.Resolvers.Mutation().ViewPlan(ctx, fc.Args["input"].(model.ChangeRefInput))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *projections.ChangeView) graphql.Marshaler {
-			return ec.marshalNChange2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐChangeView(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *answers.ChangeView) graphql.Marshaler {
+			return ec.marshalNChange2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚋanswersᚐChangeView(ctx, selections, v)
 		},
 		true,
 		true,
@@ -5079,8 +5080,8 @@ func (ec *executionContext) _Mutation_approvePlan(ctx context.Context, field gra
 			return ec.Resolvers.Mutation().ApprovePlan(ctx, fc.Args["input"].(model.ApprovePlanInput))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *projections.ChangeView) graphql.Marshaler {
-			return ec.marshalNChange2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐChangeView(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *answers.ChangeView) graphql.Marshaler {
+			return ec.marshalNChange2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚋanswersᚐChangeView(ctx, selections, v)
 		},
 		true,
 		true,
@@ -5123,8 +5124,8 @@ func (ec *executionContext) _Mutation_rejectPlan(ctx context.Context, field grap
 			return ec.Resolvers.Mutation().RejectPlan(ctx, fc.Args["input"].(model.RejectPlanInput))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *projections.ChangeView) graphql.Marshaler {
-			return ec.marshalNChange2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐChangeView(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *answers.ChangeView) graphql.Marshaler {
+			return ec.marshalNChange2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚋanswersᚐChangeView(ctx, selections, v)
 		},
 		true,
 		true,
@@ -5299,8 +5300,8 @@ func (ec *executionContext) _Mutation_requestPromotion(ctx context.Context, fiel
 			return ec.Resolvers.Mutation().RequestPromotion(ctx, fc.Args["input"].(model.ChangeRefInput))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *projections.ChangeView) graphql.Marshaler {
-			return ec.marshalNChange2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐChangeView(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *answers.ChangeView) graphql.Marshaler {
+			return ec.marshalNChange2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚋanswersᚐChangeView(ctx, selections, v)
 		},
 		true,
 		true,
@@ -5387,8 +5388,8 @@ func (ec *executionContext) _Mutation_recordRollback(ctx context.Context, field 
 			return ec.Resolvers.Mutation().RecordRollback(ctx, fc.Args["input"].(model.RecordRollbackInput))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *projections.ChangeView) graphql.Marshaler {
-			return ec.marshalNChange2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐChangeView(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *answers.ChangeView) graphql.Marshaler {
+			return ec.marshalNChange2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚋanswersᚐChangeView(ctx, selections, v)
 		},
 		true,
 		true,
@@ -5519,8 +5520,8 @@ func (ec *executionContext) _Mutation_resolveException(ctx context.Context, fiel
 			return ec.Resolvers.Mutation().ResolveException(ctx, fc.Args["input"].(model.ResolveExceptionInput))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *projections.ChangeView) graphql.Marshaler {
-			return ec.marshalNChange2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐChangeView(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *answers.ChangeView) graphql.Marshaler {
+			return ec.marshalNChange2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚋanswersᚐChangeView(ctx, selections, v)
 		},
 		true,
 		true,
@@ -6117,8 +6118,8 @@ func (ec *executionContext) _Query_change(ctx context.Context, field graphql.Col
 			return ec.Resolvers.Query().Change(ctx, fc.Args["id"].(string))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *projections.ChangeView) graphql.Marshaler {
-			return ec.marshalOChange2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐChangeView(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *answers.ChangeView) graphql.Marshaler {
+			return ec.marshalOChange2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚋanswersᚐChangeView(ctx, selections, v)
 		},
 		true,
 		false,
@@ -6871,8 +6872,8 @@ func (ec *executionContext) _Sample_changes(ctx context.Context, field graphql.C
 			return obj.Changes, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*projections.ChangeView) graphql.Marshaler {
-			return ec.marshalNChange2ᚕᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐChangeViewᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*answers.ChangeView) graphql.Marshaler {
+			return ec.marshalNChange2ᚕᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚋanswersᚐChangeViewᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -6937,7 +6938,7 @@ func (ec *executionContext) fieldContext_ScopeRule_verbs(_ context.Context, fiel
 	return graphql.NewScalarFieldContext("ScopeRule", field, false, false, "Verb")
 }
 
-func (ec *executionContext) _Session_id(ctx context.Context, field graphql.CollectedField, obj *projections.SessionView) (ret graphql.Marshaler) {
+func (ec *executionContext) _Session_id(ctx context.Context, field graphql.CollectedField, obj *answers.SessionView) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6960,7 +6961,7 @@ func (ec *executionContext) fieldContext_Session_id(_ context.Context, field gra
 	return graphql.NewScalarFieldContext("Session", field, false, false, "ID")
 }
 
-func (ec *executionContext) _Session_agent(ctx context.Context, field graphql.CollectedField, obj *projections.SessionView) (ret graphql.Marshaler) {
+func (ec *executionContext) _Session_agent(ctx context.Context, field graphql.CollectedField, obj *answers.SessionView) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6983,7 +6984,7 @@ func (ec *executionContext) fieldContext_Session_agent(_ context.Context, field 
 	return graphql.NewScalarFieldContext("Session", field, false, false, "String")
 }
 
-func (ec *executionContext) _Session_credentialId(ctx context.Context, field graphql.CollectedField, obj *projections.SessionView) (ret graphql.Marshaler) {
+func (ec *executionContext) _Session_credentialId(ctx context.Context, field graphql.CollectedField, obj *answers.SessionView) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7006,7 +7007,7 @@ func (ec *executionContext) fieldContext_Session_credentialId(_ context.Context,
 	return graphql.NewScalarFieldContext("Session", field, false, false, "String")
 }
 
-func (ec *executionContext) _Session_planHash(ctx context.Context, field graphql.CollectedField, obj *projections.SessionView) (ret graphql.Marshaler) {
+func (ec *executionContext) _Session_planHash(ctx context.Context, field graphql.CollectedField, obj *answers.SessionView) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7029,7 +7030,7 @@ func (ec *executionContext) fieldContext_Session_planHash(_ context.Context, fie
 	return graphql.NewScalarFieldContext("Session", field, false, false, "String")
 }
 
-func (ec *executionContext) _Session_issuedAt(ctx context.Context, field graphql.CollectedField, obj *projections.SessionView) (ret graphql.Marshaler) {
+func (ec *executionContext) _Session_issuedAt(ctx context.Context, field graphql.CollectedField, obj *answers.SessionView) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7052,7 +7053,7 @@ func (ec *executionContext) fieldContext_Session_issuedAt(_ context.Context, fie
 	return graphql.NewScalarFieldContext("Session", field, false, false, "Time")
 }
 
-func (ec *executionContext) _Session_expiresAt(ctx context.Context, field graphql.CollectedField, obj *projections.SessionView) (ret graphql.Marshaler) {
+func (ec *executionContext) _Session_expiresAt(ctx context.Context, field graphql.CollectedField, obj *answers.SessionView) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7075,7 +7076,7 @@ func (ec *executionContext) fieldContext_Session_expiresAt(_ context.Context, fi
 	return graphql.NewScalarFieldContext("Session", field, false, false, "Time")
 }
 
-func (ec *executionContext) _Session_revoked(ctx context.Context, field graphql.CollectedField, obj *projections.SessionView) (ret graphql.Marshaler) {
+func (ec *executionContext) _Session_revoked(ctx context.Context, field graphql.CollectedField, obj *answers.SessionView) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7098,7 +7099,7 @@ func (ec *executionContext) fieldContext_Session_revoked(_ context.Context, fiel
 	return graphql.NewScalarFieldContext("Session", field, false, false, "Boolean")
 }
 
-func (ec *executionContext) _Session_ended(ctx context.Context, field graphql.CollectedField, obj *projections.SessionView) (ret graphql.Marshaler) {
+func (ec *executionContext) _Session_ended(ctx context.Context, field graphql.CollectedField, obj *answers.SessionView) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7121,7 +7122,7 @@ func (ec *executionContext) fieldContext_Session_ended(_ context.Context, field 
 	return graphql.NewScalarFieldContext("Session", field, false, false, "Boolean")
 }
 
-func (ec *executionContext) _Session_actions(ctx context.Context, field graphql.CollectedField, obj *projections.SessionView) (ret graphql.Marshaler) {
+func (ec *executionContext) _Session_actions(ctx context.Context, field graphql.CollectedField, obj *answers.SessionView) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -9579,7 +9580,7 @@ func (ec *executionContext) _Agent(ctx context.Context, sel ast.SelectionSet, ob
 
 var answerImplementors = []string{"Answer"}
 
-func (ec *executionContext) _Answer(ctx context.Context, sel ast.SelectionSet, obj *projections.Answer) graphql.Marshaler {
+func (ec *executionContext) _Answer(ctx context.Context, sel ast.SelectionSet, obj *answers.Answer) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, answerImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -9627,7 +9628,7 @@ func (ec *executionContext) _Answer(ctx context.Context, sel ast.SelectionSet, o
 
 var attributeImplementors = []string{"Attribute"}
 
-func (ec *executionContext) _Attribute(ctx context.Context, sel ast.SelectionSet, obj *projections.Attribute) graphql.Marshaler {
+func (ec *executionContext) _Attribute(ctx context.Context, sel ast.SelectionSet, obj *answers.Attribute) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, attributeImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -9675,7 +9676,7 @@ func (ec *executionContext) _Attribute(ctx context.Context, sel ast.SelectionSet
 
 var changeImplementors = []string{"Change"}
 
-func (ec *executionContext) _Change(ctx context.Context, sel ast.SelectionSet, obj *projections.ChangeView) graphql.Marshaler {
+func (ec *executionContext) _Change(ctx context.Context, sel ast.SelectionSet, obj *answers.ChangeView) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, changeImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -10051,7 +10052,7 @@ func (ec *executionContext) _EvidenceSummary(ctx context.Context, sel ast.Select
 
 var exceptionImplementors = []string{"Exception"}
 
-func (ec *executionContext) _Exception(ctx context.Context, sel ast.SelectionSet, obj *projections.ExceptionView) graphql.Marshaler {
+func (ec *executionContext) _Exception(ctx context.Context, sel ast.SelectionSet, obj *answers.ExceptionView) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, exceptionImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -11016,7 +11017,7 @@ func (ec *executionContext) _ScopeRule(ctx context.Context, sel ast.SelectionSet
 
 var sessionImplementors = []string{"Session"}
 
-func (ec *executionContext) _Session(ctx context.Context, sel ast.SelectionSet, obj *projections.SessionView) graphql.Marshaler {
+func (ec *executionContext) _Session(ctx context.Context, sel ast.SelectionSet, obj *answers.SessionView) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, sessionImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -11635,15 +11636,15 @@ func (ec *executionContext) marshalNAgent2ᚖgithubᚗcomᚋevidenceᚑparityᚋ
 	return ec._Agent(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNAnswer2githubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐAnswer(ctx context.Context, sel ast.SelectionSet, v projections.Answer) graphql.Marshaler {
+func (ec *executionContext) marshalNAnswer2githubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚋanswersᚐAnswer(ctx context.Context, sel ast.SelectionSet, v answers.Answer) graphql.Marshaler {
 	return ec._Answer(ctx, sel, &v)
 }
 
-func (ec *executionContext) marshalNAnswer2ᚕgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐAnswerᚄ(ctx context.Context, sel ast.SelectionSet, v []projections.Answer) graphql.Marshaler {
+func (ec *executionContext) marshalNAnswer2ᚕgithubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚋanswersᚐAnswerᚄ(ctx context.Context, sel ast.SelectionSet, v []answers.Answer) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNAnswer2githubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐAnswer(ctx, sel, v[i])
+		return ec.marshalNAnswer2githubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚋanswersᚐAnswer(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -11665,15 +11666,15 @@ func (ec *executionContext) unmarshalNAttachEvidenceInput2githubᚗcomᚋevidenc
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNAttribute2githubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐAttribute(ctx context.Context, sel ast.SelectionSet, v projections.Attribute) graphql.Marshaler {
+func (ec *executionContext) marshalNAttribute2githubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚋanswersᚐAttribute(ctx context.Context, sel ast.SelectionSet, v answers.Attribute) graphql.Marshaler {
 	return ec._Attribute(ctx, sel, &v)
 }
 
-func (ec *executionContext) marshalNAttribute2ᚕgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐAttributeᚄ(ctx context.Context, sel ast.SelectionSet, v []projections.Attribute) graphql.Marshaler {
+func (ec *executionContext) marshalNAttribute2ᚕgithubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚋanswersᚐAttributeᚄ(ctx context.Context, sel ast.SelectionSet, v []answers.Attribute) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNAttribute2githubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐAttribute(ctx, sel, v[i])
+		return ec.marshalNAttribute2githubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚋanswersᚐAttribute(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -11699,11 +11700,11 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	return res
 }
 
-func (ec *executionContext) marshalNChange2ᚕᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐChangeViewᚄ(ctx context.Context, sel ast.SelectionSet, v []*projections.ChangeView) graphql.Marshaler {
+func (ec *executionContext) marshalNChange2ᚕᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚋanswersᚐChangeViewᚄ(ctx context.Context, sel ast.SelectionSet, v []*answers.ChangeView) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNChange2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐChangeView(ctx, sel, v[i])
+		return ec.marshalNChange2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚋanswersᚐChangeView(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -11715,7 +11716,7 @@ func (ec *executionContext) marshalNChange2ᚕᚖgithubᚗcomᚋevidenceᚑparit
 	return ret
 }
 
-func (ec *executionContext) marshalNChange2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐChangeView(ctx context.Context, sel ast.SelectionSet, v *projections.ChangeView) graphql.Marshaler {
+func (ec *executionContext) marshalNChange2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚋanswersᚐChangeView(ctx context.Context, sel ast.SelectionSet, v *answers.ChangeView) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Change!")
 		return graphql.Null
@@ -11834,15 +11835,15 @@ func (ec *executionContext) marshalNEvidenceSummary2ᚖgithubᚗcomᚋevidence�
 	return ec._EvidenceSummary(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNException2githubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐExceptionView(ctx context.Context, sel ast.SelectionSet, v projections.ExceptionView) graphql.Marshaler {
+func (ec *executionContext) marshalNException2githubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚋanswersᚐExceptionView(ctx context.Context, sel ast.SelectionSet, v answers.ExceptionView) graphql.Marshaler {
 	return ec._Exception(ctx, sel, &v)
 }
 
-func (ec *executionContext) marshalNException2ᚕgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐExceptionViewᚄ(ctx context.Context, sel ast.SelectionSet, v []projections.ExceptionView) graphql.Marshaler {
+func (ec *executionContext) marshalNException2ᚕgithubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚋanswersᚐExceptionViewᚄ(ctx context.Context, sel ast.SelectionSet, v []answers.ExceptionView) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNException2githubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐExceptionView(ctx, sel, v[i])
+		return ec.marshalNException2githubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚋanswersᚐExceptionView(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -11854,7 +11855,7 @@ func (ec *executionContext) marshalNException2ᚕgithubᚗcomᚋevidenceᚑparit
 	return ret
 }
 
-func (ec *executionContext) marshalNException2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐExceptionView(ctx context.Context, sel ast.SelectionSet, v *projections.ExceptionView) graphql.Marshaler {
+func (ec *executionContext) marshalNException2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚋanswersᚐExceptionView(ctx context.Context, sel ast.SelectionSet, v *answers.ExceptionView) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Exception!")
 		return graphql.Null
@@ -12114,15 +12115,15 @@ func (ec *executionContext) unmarshalNScopeRuleInput2ᚖgithubᚗcomᚋevidence�
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNSession2githubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐSessionView(ctx context.Context, sel ast.SelectionSet, v projections.SessionView) graphql.Marshaler {
+func (ec *executionContext) marshalNSession2githubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚋanswersᚐSessionView(ctx context.Context, sel ast.SelectionSet, v answers.SessionView) graphql.Marshaler {
 	return ec._Session(ctx, sel, &v)
 }
 
-func (ec *executionContext) marshalNSession2ᚕgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐSessionViewᚄ(ctx context.Context, sel ast.SelectionSet, v []projections.SessionView) graphql.Marshaler {
+func (ec *executionContext) marshalNSession2ᚕgithubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚋanswersᚐSessionViewᚄ(ctx context.Context, sel ast.SelectionSet, v []answers.SessionView) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNSession2githubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐSessionView(ctx, sel, v[i])
+		return ec.marshalNSession2githubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚋanswersᚐSessionView(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -12451,7 +12452,7 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	return res
 }
 
-func (ec *executionContext) marshalOChange2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐChangeView(ctx context.Context, sel ast.SelectionSet, v *projections.ChangeView) graphql.Marshaler {
+func (ec *executionContext) marshalOChange2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚋanswersᚐChangeView(ctx context.Context, sel ast.SelectionSet, v *answers.ChangeView) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}

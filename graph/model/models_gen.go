@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/evidence-parity/docket/domain"
-	"github.com/evidence-parity/docket/projections"
+	"github.com/evidence-parity/docket/domain/answers"
 )
 
 type ActionPayload struct {
@@ -36,8 +36,8 @@ type ChangeConnection struct {
 }
 
 type ChangeEdge struct {
-	Cursor string                  `json:"cursor"`
-	Node   *projections.ChangeView `json:"node"`
+	Cursor string              `json:"cursor"`
+	Node   *answers.ChangeView `json:"node"`
 }
 
 type ChangeFilter struct {
@@ -207,7 +207,7 @@ type Sample struct {
 	// The latest signed checkpoint when the sample was drawn (null before the first).
 	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
 	// The sampled changes, in rank order.
-	Changes []*projections.ChangeView `json:"changes"`
+	Changes []*answers.ChangeView `json:"changes"`
 }
 
 type SessionPayload struct {
