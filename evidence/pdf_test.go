@@ -425,3 +425,38 @@ func jsonOf(t *testing.T, b *evidence.Bundle) []byte {
 	}
 	return buf.Bytes()
 }
+
+// BenchmarkExportAndVerify: a 25-change binder exported (bundle built from
+// the ledger, PDF written) and verified (bundle read back from the PDF,
+// every proof and answer checked).
+func BenchmarkExportAndVerify(b *testing.B) {
+	kinds := make([]int, 25)
+	for i := range kinds {
+		kinds[i] = []int{clean, deviated, clean, stamped, pending}[i%5]
+	}
+	w, ids, anchor := ledgerWith(b, kinds...)
+	opts := evidence.PDFOptions{Organisation: "Acme Payments Ltd", Fingerprint: w.FP}
+	var export, verify time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		start := time.Now()
+		bundle := build(b, w, ids, anchor, "change")
+		var out bytes.Buffer
+		if err := evidence.WritePDF(&out, bundle, opts); err != nil {
+			b.Fatal(err)
+		}
+		mid := time.Now()
+		back, err := evidence.ReadPDF(bytes.NewReader(out.Bytes()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		rep, err := evidence.Verify(context.Background(), back, evidence.VerifyOptions{Fingerprints: []string{w.FP}})
+		if err != nil || !rep.OK() {
+			b.Fatal(err, rep)
+		}
+		export += mid.Sub(start)
+		verify += time.Since(mid)
+	}
+	b.ReportMetric(float64(export.Milliseconds())/float64(b.N), "ms/export")
+	b.ReportMetric(float64(verify.Milliseconds())/float64(b.N), "ms/verify")
+}
