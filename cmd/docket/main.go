@@ -82,7 +82,7 @@ func newRoot() *cobra.Command {
 		return &exitError{code: 2, err: fmt.Errorf("%w\n%s", err, c.UsageString())}
 	})
 	addKMSFlags(root)
-	root.AddCommand(newOTSCmd(), newAnchorCmd(), newExportCmd(), newDemoCmd(), newKeysCmd(), newVerifyCmd(), newCheckpointCmd(), newBenchCmd(), newPrincipalsCmd(), newAgentsCmd(), newProjectionsCmd(), newServeCmd())
+	root.AddCommand(newOTSCmd(), newAnchorCmd(), newExportCmd(), newAgentCmd(), newHookCmd(), newDemoCmd(), newKeysCmd(), newVerifyCmd(), newCheckpointCmd(), newBenchCmd(), newPrincipalsCmd(), newAgentsCmd(), newProjectionsCmd(), newServeCmd())
 	// Unknown subcommands and bad argument counts are usage errors too.
 	for _, c := range append(root.Commands(), root) {
 		wrapArgs(c)

@@ -1,0 +1,235 @@
+package test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// gitRepo makes a real git repository whose origin is acme/api on GitHub.
+func gitRepo(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	dir, _ = filepath.EvalSymlinks(dir)
+	for _, args := range [][]string{{"init", "-q"}, {"remote", "add", "origin", "git@github.com:acme/api.git"}} {
+		if out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v %s", args, err, out)
+		}
+	}
+	os.MkdirAll(filepath.Join(dir, "src", "billing"), 0o755)
+	os.WriteFile(filepath.Join(dir, "src", "billing", "total.go"), []byte("package billing\n"), 0o644)
+	return dir
+}
+
+// hook runs `docket hook AGENT` on a fixture, with CWD replaced by dir,
+// and decodes its answer; a hook must always exit 0.
+func hook(t *testing.T, bin, agent, fixture, dir string, env []string, args ...string) map[string]any {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("testdata", "hooks", fixture))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hookRaw(t, bin, agent, strings.ReplaceAll(string(raw), "CWD", dir), env, args...)
+}
+
+func hookRaw(t *testing.T, bin, agent, input string, env []string, args ...string) map[string]any {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"hook", agent}, args...)...)
+	cmd.Stdin = strings.NewReader(input)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("hook exited with %v (a hook must exit 0):\n%s", err, out)
+	}
+	var ans map[string]any
+	if err := json.Unmarshal(out, &ans); err != nil {
+		t.Fatalf("hook answer %q: %v", out, err)
+	}
+	return ans
+}
+
+// decision reads allow/deny and the reason from either dialect.
+func decision(ans map[string]any) (string, string) {
+	if h, ok := ans["hookSpecificOutput"].(map[string]any); ok {
+		return h["permissionDecision"].(string), h["permissionDecisionReason"].(string)
+	}
+	d, _ := ans["decision"].(string)
+	r, _ := ans["reason"].(string)
+	return d, r
+}
+
+func TestAgentCLIAndHooks(t *testing.T) {
+	bin := buildDocket(t)
+	data := t.TempDir()
+	run(t, bin, "principals", "add", "alice", "--data", data, "--role", "requester")
+	bobTok := secret(t, run(t, bin, "principals", "add", "bob", "--data", data, "--role", "approver",
+		"--authority", "file:github.com/acme/**=read,write", "--authority", "cmd:**=exec"))
+	agentKey := secret(t, run(t, bin, "agents", "add", "claude-ci", "--data", data, "--owner", "alice", "--harness", "claude-code"))
+	srv := startCmd(t, exec.Command(bin, "serve", "--data", data, "--listen", "127.0.0.1:0", "--anchor-interval", "0"))
+	repo := gitRepo(t)
+	env := []string{"DOCKET_URL=" + srv.url, "DOCKET_AGENT_KEY=" + agentKey, "DOCKET_CREDENTIAL="}
+
+	agent := func(args ...string) (int, string, string) {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"agent"}, args...)...)
+		cmd.Dir, cmd.Env = repo, append(os.Environ(), env...)
+		var o, e strings.Builder
+		cmd.Stdout, cmd.Stderr = &o, &e
+		err := cmd.Run()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode(), o.String(), e.String()
+		}
+		return 0, o.String(), e.String()
+	}
+	plan, _ := filepath.Abs("testdata/plan.yaml")
+	code, out, errOut := agent("plan", "submit", "--file", plan)
+	m := regexp.MustCompile(`change (\S+)\nplan hash (\S+)`).FindStringSubmatch(out)
+	if code != 0 || m == nil {
+		t.Fatalf("plan submit: %d %s %s", code, out, errOut)
+	}
+	id, hash := m[1], m[2]
+	// An in-scope tool call before approval has no credential to run under.
+	if d, r := decision(hook(t, bin, "claude-code", "claude-code-edit.json", repo, env)); d != "deny" || !strings.Contains(r, "no session credential") {
+		t.Fatalf("before a session: %s %s", d, r)
+	}
+	srv.gql(t, bobTok, `mutation($id: ID!) { viewPlan(input: {changeId: $id}) { status } }`, map[string]any{"id": id})
+	if _, errs := srv.gql(t, bobTok, `mutation($id: ID!, $h: String!) { approvePlan(input: {changeId: $id, planHash: $h, comment: "ok"}) { status } }`, map[string]any{"id": id, "h": hash}); errs != nil {
+		t.Fatal(errs)
+	}
+	if code, out, errOut := agent("session", "start", "--change", id); code != 0 || !strings.Contains(out, "session credential written to") {
+		t.Fatalf("session start: %d %s %s", code, out, errOut)
+	}
+	st, err := os.Stat(filepath.Join(repo, ".docket", "credential"))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("credential file: %v %v", st, err)
+	}
+
+	// In scope: allowed, in each agent's dialect.
+	for _, c := range []struct{ agent, fixture string }{
+		{"claude-code", "claude-code-edit.json"}, {"gemini", "gemini-read-file.json"},
+		{"codex", "codex-shell.json"}, {"codex", "codex-apply-patch.json"},
+	} {
+		ans := hook(t, bin, c.agent, c.fixture, repo, env)
+		if d, r := decision(ans); d != "allow" || !strings.Contains(r, "in scope") {
+			t.Fatalf("%s %s: %v", c.agent, c.fixture, ans)
+		}
+	}
+	if ans := hook(t, bin, "claude-code", "claude-code-post-edit.json", repo, env); len(ans) != 0 {
+		t.Fatalf("PostToolUse answer: %v", ans)
+	}
+	if code, out, _ := agent("action", "record", "--kind", "exec", "--use", "cmd:go test ./...=exec", "--command", "go test ./..."); code != 0 {
+		t.Fatalf("action record: %s", out)
+	}
+
+	// Path escapes are denied before anything is asked.
+	outside := t.TempDir()
+	os.Symlink(outside, filepath.Join(repo, "src", "link"))
+	for name, p := range map[string]string{"dotdot": repo + "/src/../../etc/passwd", "symlink": repo + "/src/link/secret.txt"} {
+		in := `{"cwd":"` + repo + `","hook_event_name":"PreToolUse","tool_name":"Write","tool_input":{"file_path":"` + p + `","content":"x"}}`
+		if d, r := decision(hookRaw(t, bin, "claude-code", in, env)); d != "deny" || !strings.Contains(r, "outside the repository") {
+			t.Fatalf("%s: %s %s", name, d, r)
+		}
+	}
+
+	// Out of scope: denied; the server records the deviation and revokes
+	// the credential.
+	d, r := decision(hook(t, bin, "claude-code", "claude-code-write-env.json", repo, env))
+	if d != "deny" || !strings.Contains(r, "out of the approved scope") || !strings.Contains(r, "file:github.com/acme/api/.env") {
+		t.Fatalf("out of scope: %s %s", d, r)
+	}
+	dd, errs := srv.gql(t, bobTok, `query($id: ID!) { change(id: $id) { sessions { revoked } exceptions { kind } } }`, map[string]any{"id": id})
+	if errs != nil || !strings.Contains(mustJSON(dd), `"revoked":true`) || !strings.Contains(mustJSON(dd), `"kind":"deviation"`) {
+		t.Fatalf("after the deviation: %v %v", dd, errs)
+	}
+	// Then even an in-scope call is denied: the credential is dead.
+	if d, r := decision(hook(t, bin, "claude-code", "claude-code-edit.json", repo, env)); d != "deny" || !strings.Contains(r, "revoked") {
+		t.Fatalf("after revocation: %s %s", d, r)
+	}
+	if d, _ := decision(hook(t, bin, "gemini", "gemini-read-file.json", repo, env)); d != "deny" {
+		t.Fatal("gemini allowed under a revoked credential")
+	}
+
+	// Fail closed.
+	cred := []string{"DOCKET_CREDENTIAL=dkt_sess_x.y.z"}
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { time.Sleep(3 * time.Second) }))
+	defer slow.Close()
+	for name, c := range map[string]struct {
+		input string
+		env   []string
+		args  []string
+		want  string
+	}{
+		"server down":        {"", append(cred, "DOCKET_URL=http://127.0.0.1:1"), nil, "could not be asked"},
+		"slow server":        {"", append(cred, "DOCKET_URL="+slow.URL), []string{"--timeout", "300ms"}, "could not be asked"},
+		"malformed stdin":    {"{not json", env, nil, "not a tool call"},
+		"empty stdin":        {" ", env, nil, "not a tool call"},
+		"unknown tool":       {`{"cwd":"` + repo + `","hook_event_name":"PreToolUse","tool_name":"Teleport","tool_input":{}}`, cred, nil, "no mapping"},
+		"not a repository":   {`{"cwd":"` + outside + `","hook_event_name":"PreToolUse","tool_name":"Read","tool_input":{"file_path":"x"}}`, env, nil, "not in a git repository"},
+		"missing credential": {"", []string{"DOCKET_URL=" + srv.url, "DOCKET_CREDENTIAL=", "DOCKET_CREDENTIAL_FILE=/nonexistent"}, nil, "no session credential"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			input := c.input
+			if input == "" {
+				raw, _ := os.ReadFile("testdata/hooks/claude-code-edit.json")
+				input = strings.ReplaceAll(string(raw), "CWD", repo)
+			}
+			start := time.Now()
+			d, r := decision(hookRaw(t, bin, "claude-code", input, c.env, c.args...))
+			if d != "deny" || !strings.Contains(r, c.want) {
+				t.Fatalf("%s %q, want deny with %q", d, r, c.want)
+			}
+			_ = start
+		})
+	}
+}
+
+func mustJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+func TestHookInstall(t *testing.T) {
+	bin := buildDocket(t)
+	repo := gitRepo(t)
+	settings := filepath.Join(repo, ".claude", "settings.json")
+	os.MkdirAll(filepath.Dir(settings), 0o755)
+	orig := `{"permissions":{"allow":["Bash(ls)"]},"hooks":{"PreToolUse":[{"matcher":"Bash","hooks":[{"type":"command","command":"./audit.sh"}]}]}}` + "\n"
+	os.WriteFile(settings, []byte(orig), 0o644)
+
+	out := run(t, bin, "hook", "install", "claude-code", "--repo", repo, "--dry-run")
+	if !strings.Contains(out, `+`) || !strings.Contains(out, "docket hook claude-code") {
+		t.Fatalf("dry run:\n%s", out)
+	}
+	if b, _ := os.ReadFile(settings); string(b) != orig {
+		t.Fatal("--dry-run wrote the file")
+	}
+	run(t, bin, "hook", "install", "claude-code", "--repo", repo)
+	var s map[string]any
+	b, _ := os.ReadFile(settings)
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	js := string(b)
+	if !strings.Contains(js, "Bash(ls)") || !strings.Contains(js, "./audit.sh") || strings.Count(js, "docket hook claude-code") != 2 {
+		t.Fatalf("merged settings:\n%s", js)
+	}
+	if out := run(t, bin, "hook", "install", "claude-code", "--repo", repo); !strings.Contains(out, "already") {
+		t.Fatalf("second install: %s", out)
+	}
+	if b2, _ := os.ReadFile(settings); string(b2) != js {
+		t.Fatal("a second install changed the file")
+	}
+	for _, a := range []string{"gemini", "codex"} {
+		run(t, bin, "hook", "install", a, "--repo", repo)
+	}
+	if b, _ := os.ReadFile(filepath.Join(repo, ".gemini", "settings.json")); !strings.Contains(string(b), "BeforeTool") {
+		t.Fatalf("gemini settings: %s", b)
+	}
+	if code, _, _ := runCode(t, bin, "hook", "install", "cursor", "--repo", repo); code != 2 {
+		t.Fatal("an unknown agent is not a usage error")
+	}
+}
