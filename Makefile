@@ -25,6 +25,7 @@ test:
 ## build: the docket binary in ./bin
 build:
 	$(GO) build -o bin/docket ./cmd/docket
+	$(GO) build -o bin/docket-hook ./cmd/docket-hook
 
 ## bench: the ledger benchmarks and the bench command with the budget's shapes
 bench: build

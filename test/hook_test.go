@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -121,6 +122,13 @@ func TestAgentCLIAndHooks(t *testing.T) {
 			t.Fatalf("%s %s: %v", c.agent, c.fixture, ans)
 		}
 	}
+	// The small docket-hook binary answers the same.
+	raw, _ := os.ReadFile("testdata/hooks/claude-code-edit.json")
+	small := exec.Command(buildHook(t), "claude-code")
+	small.Stdin, small.Env = strings.NewReader(strings.ReplaceAll(string(raw), "CWD", repo)), append(os.Environ(), env...)
+	if o, err := small.Output(); err != nil || !strings.Contains(string(o), `"permissionDecision":"allow"`) {
+		t.Fatalf("docket-hook: %v %s", err, o)
+	}
 	if ans := hook(t, bin, "claude-code", "claude-code-post-edit.json", repo, env); len(ans) != 0 {
 		t.Fatalf("PostToolUse answer: %v", ans)
 	}
@@ -201,7 +209,7 @@ func TestHookInstall(t *testing.T) {
 	os.WriteFile(settings, []byte(orig), 0o644)
 
 	out := run(t, bin, "hook", "install", "claude-code", "--repo", repo, "--dry-run")
-	if !strings.Contains(out, `+`) || !strings.Contains(out, "docket hook claude-code") {
+	if !strings.Contains(out, `+`) || !strings.Contains(out, "docket-hook claude-code") {
 		t.Fatalf("dry run:\n%s", out)
 	}
 	if b, _ := os.ReadFile(settings); string(b) != orig {
@@ -214,7 +222,7 @@ func TestHookInstall(t *testing.T) {
 		t.Fatal(err)
 	}
 	js := string(b)
-	if !strings.Contains(js, "Bash(ls)") || !strings.Contains(js, "./audit.sh") || strings.Count(js, "docket hook claude-code") != 2 {
+	if !strings.Contains(js, "Bash(ls)") || !strings.Contains(js, "./audit.sh") || strings.Count(js, "docket-hook claude-code") != 2 {
 		t.Fatalf("merged settings:\n%s", js)
 	}
 	if out := run(t, bin, "hook", "install", "claude-code", "--repo", repo); !strings.Contains(out, "already") {
@@ -232,4 +240,66 @@ func TestHookInstall(t *testing.T) {
 	if code, _, _ := runCode(t, bin, "hook", "install", "cursor", "--repo", repo); code != 2 {
 		t.Fatal("an unknown agent is not a usage error")
 	}
+}
+
+// BenchmarkHookLatency: one `docket hook claude-code` invocation, process
+// start included, recording an in-scope Edit against a local server.
+// Budget: ≤ 30 ms p99. Reports p50 and p99.
+func BenchmarkHookLatency(b *testing.B) {
+	t := &testing.T{}
+	bin := buildDocket(t)
+	hookBin := buildHook(t)
+	data := b.TempDir()
+	runB := func(args ...string) string {
+		out, err := exec.Command(bin, args...).Output()
+		if err != nil {
+			b.Fatalf("%v: %v", args, err)
+		}
+		return string(out)
+	}
+	runB("principals", "add", "alice", "--data", data, "--role", "requester")
+	bobTok := regexp.MustCompile(`dkt_tok_\S+`).FindString(runB("principals", "add", "bob", "--data", data, "--role", "approver", "--authority", "file:github.com/acme/**=read,write", "--authority", "cmd:**=exec"))
+	agentKey := regexp.MustCompile(`dkt_agent_\S+`).FindString(runB("agents", "add", "claude-ci", "--data", data, "--owner", "alice"))
+	cmd := exec.Command(bin, "serve", "--data", data, "--listen", "127.0.0.1:0", "--anchor-interval", "0", "--rate-limit", "0")
+	out, _ := cmd.StdoutPipe()
+	cmd.Start()
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	line := make([]byte, 256)
+	n, _ := out.Read(line)
+	url := "http://" + regexp.MustCompile(`127\.0\.0\.1:\d+`).FindString(string(line[:n]))
+	srv := &server{url: url}
+	repo := b.TempDir()
+	repo, _ = filepath.EvalSymlinks(repo)
+	exec.Command("git", "-C", repo, "init", "-q").Run()
+	exec.Command("git", "-C", repo, "remote", "add", "origin", "https://github.com/acme/api.git").Run()
+	env := append(os.Environ(), "DOCKET_URL="+url, "DOCKET_AGENT_KEY="+agentKey, "DOCKET_CREDENTIAL=")
+	plan, _ := filepath.Abs("testdata/plan.yaml")
+	sub := exec.Command(bin, "agent", "plan", "submit", "--file", plan)
+	sub.Env = env
+	so, _ := sub.Output()
+	m := regexp.MustCompile(`change (\S+)\nplan hash (\S+)`).FindStringSubmatch(string(so))
+	srv.gql(t, bobTok, `mutation($id: ID!) { viewPlan(input: {changeId: $id}) { status } }`, map[string]any{"id": m[1]})
+	srv.gql(t, bobTok, `mutation($id: ID!, $h: String!) { approvePlan(input: {changeId: $id, planHash: $h}) { status } }`, map[string]any{"id": m[1], "h": m[2]})
+	ss := exec.Command(bin, "agent", "session", "start", "--change", m[1])
+	ss.Env, ss.Dir = env, repo
+	if o, err := ss.CombinedOutput(); err != nil {
+		b.Fatalf("session: %v %s", err, o)
+	}
+	raw, _ := os.ReadFile("testdata/hooks/claude-code-edit.json")
+	input := strings.ReplaceAll(string(raw), "CWD", repo)
+	var lat []time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		h := exec.Command(hookBin, "claude-code")
+		h.Env, h.Stdin = env, strings.NewReader(input)
+		start := time.Now()
+		o, err := h.Output()
+		lat = append(lat, time.Since(start))
+		if err != nil || !strings.Contains(string(o), `"allow"`) {
+			b.Fatalf("hook: %v %s", err, o)
+		}
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 }

@@ -65,3 +65,30 @@ func runCode(t *testing.T, bin string, args ...string) (int, string, string) {
 	}
 	return 0, stdout.String(), stderr.String()
 }
+
+var (
+	hookOnce sync.Once
+	hookPath string
+	hookErr  error
+	hookOut  []byte
+)
+
+// buildHook builds cmd/docket-hook once per test binary run.
+func buildHook(t testing.TB) string {
+	t.Helper()
+	hookOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "docket-hook-bin-")
+		if err != nil {
+			hookErr = err
+			return
+		}
+		hookPath = filepath.Join(dir, "docket-hook")
+		cmd := exec.Command("go", "build", "-o", hookPath, "./cmd/docket-hook")
+		cmd.Dir = ".."
+		hookOut, hookErr = cmd.CombinedOutput()
+	})
+	if hookErr != nil {
+		t.Fatalf("go build docket-hook: %v\n%s", hookErr, hookOut)
+	}
+	return hookPath
+}

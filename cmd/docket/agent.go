@@ -284,27 +284,5 @@ func newAgentCmd() *cobra.Command {
 
 // recordAction records an action and returns its verdicts' reasons.
 func recordAction(ctx context.Context, cl *client.Client, kind string, uses []map[string]any, command, outcome string) ([]string, error) {
-	var out struct {
-		RecordAction struct {
-			InScope  bool `json:"inScope"`
-			Verdicts []struct {
-				Reason string `json:"reason"`
-			} `json:"verdicts"`
-		} `json:"recordAction"`
-	}
-	in := map[string]any{"kind": kind, "uses": uses}
-	if command != "" {
-		in["command"] = command
-	}
-	if outcome != "" {
-		in["outcome"] = outcome
-	}
-	if err := cl.Do(ctx, `mutation($in: RecordActionInput!) { recordAction(input: $in) { inScope verdicts { reason } } }`, map[string]any{"in": in}, &out); err != nil {
-		return nil, err
-	}
-	var rs []string
-	for _, v := range out.RecordAction.Verdicts {
-		rs = append(rs, v.Reason)
-	}
-	return rs, nil
+	return cl.RecordAction(ctx, kind, uses, command, outcome)
 }

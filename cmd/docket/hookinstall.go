@@ -32,7 +32,7 @@ func newHookInstallCmd() *cobra.Command {
 	}
 	dry := c.Flags().Bool("dry-run", false, "print the change as a diff and write nothing")
 	dir := c.Flags().String("repo", ".", "the repository")
-	bin := c.Flags().String("command", "docket", "how the agent runs docket")
+	bin := c.Flags().String("command", "docket-hook", "the hook program the agent runs: docket-hook (starts in milliseconds) or docket")
 	c.RunE = func(c *cobra.Command, args []string) error {
 		hs, ok := hookSettings[args[0]]
 		if !ok {
@@ -43,7 +43,11 @@ func newHookInstallCmd() *cobra.Command {
 		if err != nil && !os.IsNotExist(err) {
 			return err
 		}
-		after, err := mergeHooks(before, hs.pre, hs.post, *bin+" hook "+hs.commandName)
+		command := *bin + " " + hs.commandName
+		if filepath.Base(*bin) == "docket" {
+			command = *bin + " hook " + hs.commandName
+		}
+		after, err := mergeHooks(before, hs.pre, hs.post, command)
 		if err != nil {
 			return usageErr("%s: %v", path, err)
 		}

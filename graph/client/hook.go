@@ -1,0 +1,482 @@
+package client
+
+// The hooks put Docket in front of an agent's tool calls: each call is
+// mapped to resources and verbs, recorded under the session credential
+// BEFORE it runs, and allowed only when the server finds it in scope. They
+// fail closed: whatever goes wrong (no credential, server down or slow,
+// input that does not parse, a path outside the repository) the answer is
+// deny, written as the agent expects it, with exit status 0 — an agent such
+// as Claude Code treats a failing hook as non-blocking. This code runs in
+// both `docket hook …` and the small `docket-hook` binary, which starts in
+// a few milliseconds: a hook runs before every tool call.
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// hookInput is the JSON an agent writes on stdin. Claude Code and Codex
+// (PreToolUse/PostToolUse) and Gemini CLI (BeforeTool/AfterTool) share
+// these fields.
+type hookInput struct {
+	SessionID      string          `json:"session_id"`
+	TranscriptPath string          `json:"transcript_path"`
+	Cwd            string          `json:"cwd"`
+	HookEventName  string          `json:"hook_event_name"`
+	ToolName       string          `json:"tool_name"`
+	ToolInput      json.RawMessage `json:"tool_input"`
+	ToolUseID      string          `json:"tool_use_id"`
+	ToolResponse   json.RawMessage `json:"tool_response"`
+}
+
+// use is one resource and verb a tool call touches.
+type use struct {
+	Resource string `json:"resource"`
+	Verb     string `json:"verb"`
+}
+
+// HookDialect is how one agent names its events and wants its answer.
+type HookDialect struct {
+	Name        string
+	pre, post   string
+	answer      func(allow bool, reason string) any
+	mapToolCall func(in hookInput, repo repoInfo) (kind string, uses []use, command string, err error)
+}
+
+// Dialects are the agents the hooks speak to, by name.
+var Dialects = map[string]HookDialect{
+	"claude-code": {Name: "claude-code", pre: "PreToolUse", post: "PostToolUse", answer: preToolUseAnswer, mapToolCall: mapClaudeCode},
+	"codex":       {Name: "codex", pre: "PreToolUse", post: "PostToolUse", answer: preToolUseAnswer, mapToolCall: mapCodex},
+	"gemini":      {Name: "gemini", pre: "BeforeTool", post: "AfterTool", answer: geminiAnswer, mapToolCall: mapGemini},
+}
+
+// preToolUseAnswer is Claude Code's (and Codex's) PreToolUse decision.
+func preToolUseAnswer(allow bool, reason string) any {
+	d := "deny"
+	if allow {
+		d = "allow"
+	}
+	return map[string]any{"hookSpecificOutput": map[string]any{
+		"hookEventName": "PreToolUse", "permissionDecision": d, "permissionDecisionReason": reason}}
+}
+
+// geminiAnswer is Gemini CLI's BeforeTool decision.
+func geminiAnswer(allow bool, reason string) any {
+	d := "deny"
+	if allow {
+		d = "allow"
+	}
+	return map[string]any{"decision": d, "reason": reason}
+}
+
+// repoInfo is the git repository a tool call runs in.
+type repoInfo struct {
+	root string // absolute, symlinks resolved
+	uri  string // github.com/acme/api
+}
+
+// resolveRepo finds the repository of dir and its URI from the origin
+// remote (https, ssh and scp-like forms). It reads .git/config itself when
+// it can (no git process on every tool call) and asks git otherwise
+// (worktrees, submodules).
+func resolveRepo(ctx context.Context, dir string) (repoInfo, error) {
+	if r, ok := readRepo(dir); ok {
+		return r, nil
+	}
+	top, err := exec.CommandContext(ctx, "git", "-C", dir, "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		return repoInfo{}, fmt.Errorf("%s is not in a git repository", dir)
+	}
+	root, err := filepath.EvalSymlinks(strings.TrimSpace(string(top)))
+	if err != nil {
+		return repoInfo{}, err
+	}
+	remote, err := exec.CommandContext(ctx, "git", "-C", dir, "remote", "get-url", "origin").Output()
+	if err != nil {
+		return repoInfo{}, fmt.Errorf("the repository at %s has no origin remote to name it", root)
+	}
+	uri, err := repoURI(strings.TrimSpace(string(remote)))
+	if err != nil {
+		return repoInfo{}, err
+	}
+	return repoInfo{root: root, uri: uri}, nil
+}
+
+// repoURI turns a git remote into host/path: https://github.com/acme/api.git,
+// ssh://git@github.com/acme/api.git and git@github.com:acme/api.git all
+// give github.com/acme/api.
+func repoURI(remote string) (string, error) {
+	var host, path string
+	if u, err := url.Parse(remote); err == nil && u.Host != "" {
+		host, path = u.Hostname(), u.Path
+	} else if at, rest, ok := strings.Cut(remote, "@"); ok && !strings.Contains(at, "/") {
+		host, path, ok = strings.Cut(rest, ":")
+		if !ok {
+			return "", fmt.Errorf("remote %q: not a git URL", remote)
+		}
+	} else {
+		return "", fmt.Errorf("remote %q: not a git URL", remote)
+	}
+	path = strings.TrimSuffix(strings.Trim(path, "/"), ".git")
+	if host == "" || path == "" {
+		return "", fmt.Errorf("remote %q: not a git URL", remote)
+	}
+	return host + "/" + path, nil
+}
+
+// fileResource maps a path the agent gave to file:<repo>/<path>, refusing
+// one that leaves the repository, through .. or a symlink.
+func fileResource(repo repoInfo, cwd, p string) (string, error) {
+	if p == "" {
+		return "", errors.New("the tool call names no file")
+	}
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(cwd, p)
+	}
+	p = filepath.Clean(p)
+	// Resolve symlinks on the longest part of the path that exists (a
+	// file being created does not exist yet).
+	existing, rest := p, ""
+	for {
+		if _, err := os.Lstat(existing); err == nil {
+			break
+		}
+		parent := filepath.Dir(existing)
+		if parent == existing {
+			break
+		}
+		rest = filepath.Join(filepath.Base(existing), rest)
+		existing = parent
+	}
+	resolved, err := filepath.EvalSymlinks(existing)
+	if err != nil {
+		return "", err
+	}
+	resolved = filepath.Join(resolved, rest)
+	rel, err := filepath.Rel(repo.root, resolved)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return "", fmt.Errorf("%s is outside the repository %s", p, repo.root)
+	}
+	if rel == "." {
+		return "file:" + repo.uri, nil
+	}
+	return "file:" + repo.uri + "/" + filepath.ToSlash(rel), nil
+}
+
+func field(raw json.RawMessage, names ...string) string {
+	var m map[string]any
+	json.Unmarshal(raw, &m)
+	for _, n := range names {
+		if s, ok := m[n].(string); ok && s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+func netResource(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Hostname() == "" {
+		return "", fmt.Errorf("cannot read a host from %q", raw)
+	}
+	return "net:" + u.Hostname(), nil
+}
+
+// mcpResource maps mcp__server__tool to mcp:server/tool.
+func mcpResource(tool string) (string, bool) {
+	rest, ok := strings.CutPrefix(tool, "mcp__")
+	if !ok {
+		return "", false
+	}
+	server, name, ok := strings.Cut(rest, "__")
+	if !ok || server == "" || name == "" {
+		return "", false
+	}
+	return "mcp:" + server + "/" + name, true
+}
+
+// mapClaudeCode maps Claude Code's tools (https://docs.claude.com/en/docs/claude-code/hooks).
+func mapClaudeCode(in hookInput, repo repoInfo) (string, []use, string, error) {
+	switch in.ToolName {
+	case "Edit", "Write", "MultiEdit", "NotebookEdit":
+		r, err := fileResource(repo, in.Cwd, field(in.ToolInput, "file_path", "notebook_path"))
+		return "edit", []use{{r, "write"}}, "", err
+	case "Read":
+		r, err := fileResource(repo, in.Cwd, field(in.ToolInput, "file_path"))
+		return "read", []use{{r, "read"}}, "", err
+	case "Bash":
+		cmd := field(in.ToolInput, "command")
+		if cmd == "" {
+			return "", nil, "", errors.New("Bash call without a command")
+		}
+		return "exec", []use{{"cmd:" + cmd, "exec"}}, cmd, nil
+	case "WebFetch":
+		r, err := netResource(field(in.ToolInput, "url"))
+		return "call", []use{{r, "call"}}, "", err
+	}
+	if r, ok := mcpResource(in.ToolName); ok {
+		return "call", []use{{r, "call"}}, "", nil
+	}
+	return "", nil, "", fmt.Errorf("tool %q has no mapping to resources; Docket denies what it cannot check", in.ToolName)
+}
+
+// mapGemini maps Gemini CLI's tools (write_file, replace, read_file,
+// run_shell_command, web_fetch, MCP tools).
+func mapGemini(in hookInput, repo repoInfo) (string, []use, string, error) {
+	switch in.ToolName {
+	case "write_file", "replace":
+		r, err := fileResource(repo, in.Cwd, field(in.ToolInput, "file_path", "absolute_path", "path"))
+		return "edit", []use{{r, "write"}}, "", err
+	case "read_file":
+		r, err := fileResource(repo, in.Cwd, field(in.ToolInput, "absolute_path", "file_path", "path"))
+		return "read", []use{{r, "read"}}, "", err
+	case "run_shell_command":
+		cmd := field(in.ToolInput, "command")
+		if cmd == "" {
+			return "", nil, "", errors.New("run_shell_command without a command")
+		}
+		return "exec", []use{{"cmd:" + cmd, "exec"}}, cmd, nil
+	case "web_fetch":
+		r, err := netResource(field(in.ToolInput, "url"))
+		return "call", []use{{r, "call"}}, "", err
+	}
+	if r, ok := mcpResource(in.ToolName); ok {
+		return "call", []use{{r, "call"}}, "", nil
+	}
+	return "", nil, "", fmt.Errorf("tool %q has no mapping to resources; Docket denies what it cannot check", in.ToolName)
+}
+
+// mapCodex maps Codex's tools: shell commands (Bash, shell) and
+// apply_patch, whose patch names the files it adds, updates and deletes.
+func mapCodex(in hookInput, repo repoInfo) (string, []use, string, error) {
+	switch in.ToolName {
+	case "Bash", "shell", "exec_command":
+		var m map[string]any
+		json.Unmarshal(in.ToolInput, &m)
+		cmd, _ := m["command"].(string)
+		if parts, ok := m["command"].([]any); ok {
+			var ss []string
+			for _, p := range parts {
+				s, _ := p.(string)
+				ss = append(ss, s)
+			}
+			// ["bash", "-lc", "go test ./..."] runs its last argument.
+			if len(ss) == 3 && (ss[1] == "-lc" || ss[1] == "-c") {
+				cmd = ss[2]
+			} else {
+				cmd = strings.Join(ss, " ")
+			}
+		}
+		if cmd == "" {
+			return "", nil, "", errors.New("shell call without a command")
+		}
+		return "exec", []use{{"cmd:" + cmd, "exec"}}, cmd, nil
+	case "apply_patch":
+		patch := field(in.ToolInput, "input", "patch", "command")
+		var uses []use
+		for _, line := range strings.Split(patch, "\n") {
+			for _, prefix := range []string{"*** Add File: ", "*** Update File: ", "*** Delete File: ", "*** Move to: "} {
+				if p, ok := strings.CutPrefix(line, prefix); ok {
+					r, err := fileResource(repo, in.Cwd, strings.TrimSpace(p))
+					if err != nil {
+						return "", nil, "", err
+					}
+					verb := "write"
+					if prefix == "*** Delete File: " {
+						verb = "delete"
+					}
+					uses = append(uses, use{r, verb})
+				}
+			}
+		}
+		if len(uses) == 0 {
+			return "", nil, "", errors.New("apply_patch names no file")
+		}
+		return "edit", uses, "", nil
+	}
+	return mapClaudeCode(in, repo)
+}
+
+// HookConfig is where the hook finds the server and the credential.
+type HookConfig struct {
+	URL string
+	// Credential is the session credential; when empty it is read from
+	// CredentialFile (relative paths are taken from the repository root).
+	Credential     string
+	CredentialFile string
+	Timeout        time.Duration
+}
+
+// RunHook decides one tool call read from stdin and returns the answer to
+// write. It never fails: every problem is a deny.
+func RunHook(ctx context.Context, d HookDialect, cfg HookConfig, stdin io.Reader) any {
+	timeout := cfg.Timeout
+	deny := func(format string, args ...any) any { return d.answer(false, "Docket: "+fmt.Sprintf(format, args...)) }
+	raw, err := io.ReadAll(io.LimitReader(stdin, 4<<20))
+	if err != nil {
+		return deny("could not read the tool call: %v", err)
+	}
+	var in hookInput
+	if err := json.Unmarshal(raw, &in); err != nil || in.ToolName == "" {
+		return deny("the hook input is not a tool call (%v); denied, since it cannot be checked", errOr(err, "no tool_name"))
+	}
+	post := in.HookEventName == d.post
+	if in.Cwd == "" {
+		in.Cwd, _ = os.Getwd()
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	repo, err := resolveRepo(ctx, in.Cwd)
+	if err != nil {
+		return deny("%v", err)
+	}
+	// The credential file lives in the repository the agent works in.
+	cred := cfg.Credential
+	if cred == "" {
+		path := cfg.CredentialFile
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(repo.root, path)
+		}
+		b, err := os.ReadFile(path)
+		cred = strings.TrimSpace(string(b))
+		if err != nil || cred == "" {
+			return deny("no session credential: start one with docket agent session start --change ID")
+		}
+	}
+	cl := &Client{URL: cfg.URL, Token: cred, Timeout: timeout}
+	kind, uses, command, err := d.mapToolCall(in, repo)
+	if err != nil {
+		return deny("%v", err)
+	}
+	var us []map[string]any
+	for _, u := range uses {
+		us = append(us, map[string]any{"resource": u.Resource, "verb": u.Verb})
+	}
+	outcome := ""
+	if post {
+		kind, outcome = kind+" done", string(in.ToolResponse)
+		if len(outcome) > 2000 {
+			outcome = outcome[:2000]
+		}
+		if outcome == "" {
+			outcome = "completed"
+		}
+	}
+	reasons, err := cl.RecordAction(ctx, kind, us, command, outcome)
+	if post {
+		// After the fact there is nothing to allow or deny; a failure to
+		// record the outcome is reported on stderr for the agent's log.
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "docket: outcome not recorded: %v\n", err)
+		}
+		return map[string]any{}
+	}
+	var ce *Error
+	switch {
+	case errors.As(err, &ce) && ce.Code == "OUT_OF_SCOPE":
+		return deny("out of the approved scope: %s", ce.Message)
+	case errors.As(err, &ce):
+		return deny("the server refused: %s (%s)", ce.Message, ce.Code)
+	case err != nil:
+		return deny("the server could not be asked (%v); denied until it answers", err)
+	}
+	return d.answer(true, "Docket: recorded, in scope: "+strings.Join(reasons, "; "))
+}
+
+func errOr(err error, s string) string {
+	if err != nil {
+		return err.Error()
+	}
+	return s
+}
+
+// readRepo finds the nearest directory holding a .git directory and reads
+// the origin remote from its config.
+func readRepo(dir string) (repoInfo, bool) {
+	d, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return repoInfo{}, false
+	}
+	for {
+		st, err := os.Stat(filepath.Join(d, ".git"))
+		if err == nil {
+			if !st.IsDir() {
+				return repoInfo{}, false // a worktree or submodule: ask git
+			}
+			remote, ok := originURL(filepath.Join(d, ".git", "config"))
+			if !ok {
+				return repoInfo{}, false
+			}
+			uri, err := repoURI(remote)
+			if err != nil {
+				return repoInfo{}, false
+			}
+			return repoInfo{root: d, uri: uri}, true
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return repoInfo{}, false
+		}
+		d = parent
+	}
+}
+
+// originURL reads [remote "origin"] url = … from a git config file.
+func originURL(path string) (string, bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	in := false
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(line, "[") {
+			in = line == `[remote "origin"]`
+			continue
+		}
+		if k, v, ok := strings.Cut(line, "="); in && ok && strings.TrimSpace(k) == "url" {
+			return strings.TrimSpace(v), true
+		}
+	}
+	return "", false
+}
+
+// RecordAction records an action under the client's session credential and
+// returns its verdicts' reasons.
+func (c *Client) RecordAction(ctx context.Context, kind string, uses []map[string]any, command, outcome string) ([]string, error) {
+	var out struct {
+		RecordAction struct {
+			InScope  bool `json:"inScope"`
+			Verdicts []struct {
+				Reason string `json:"reason"`
+			} `json:"verdicts"`
+		} `json:"recordAction"`
+	}
+	in := map[string]any{"kind": kind, "uses": uses}
+	if command != "" {
+		in["command"] = command
+	}
+	if outcome != "" {
+		in["outcome"] = outcome
+	}
+	if err := c.Do(ctx, `mutation($in: RecordActionInput!) { recordAction(input: $in) { inScope verdicts { reason } } }`, map[string]any{"in": in}, &out); err != nil {
+		return nil, err
+	}
+	var rs []string
+	for _, v := range out.RecordAction.Verdicts {
+		rs = append(rs, v.Reason)
+	}
+	return rs, nil
+}
