@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -56,11 +57,12 @@ type HookDialect struct {
 // Dialects are the agents the hooks speak to, by name.
 var Dialects = map[string]HookDialect{
 	"claude-code": {Name: "claude-code", pre: "PreToolUse", post: "PostToolUse", answer: preToolUseAnswer, mapToolCall: mapClaudeCode},
-	"codex":       {Name: "codex", pre: "PreToolUse", post: "PostToolUse", answer: preToolUseAnswer, mapToolCall: mapCodex},
+	"codex":       {Name: "codex", pre: "PreToolUse", post: "PostToolUse", answer: codexAnswer, mapToolCall: mapCodex},
 	"gemini":      {Name: "gemini", pre: "BeforeTool", post: "AfterTool", answer: geminiAnswer, mapToolCall: mapGemini},
 }
 
-// preToolUseAnswer is Claude Code's (and Codex's) PreToolUse decision.
+// preToolUseAnswer is Claude Code's PreToolUse decision
+// (https://code.claude.com/docs/en/hooks#pretooluse-decision-control).
 func preToolUseAnswer(allow bool, reason string) any {
 	d := "deny"
 	if allow {
@@ -70,7 +72,21 @@ func preToolUseAnswer(allow bool, reason string) any {
 		"hookEventName": "PreToolUse", "permissionDecision": d, "permissionDecisionReason": reason}}
 }
 
-// geminiAnswer is Gemini CLI's BeforeTool decision.
+// codexAnswer is Codex's PreToolUse decision
+// (https://developers.openai.com/codex/hooks#pretooluse): a deny is
+// hookSpecificOutput.permissionDecision "deny" with its reason, as for
+// Claude Code. Codex accepts "allow" only together with a rewritten
+// updatedInput, so an allowed call gets an empty answer, which lets it run.
+func codexAnswer(allow bool, reason string) any {
+	if allow {
+		return map[string]any{}
+	}
+	return preToolUseAnswer(false, reason)
+}
+
+// geminiAnswer is Gemini CLI's BeforeTool decision
+// (https://geminicli.com/docs/hooks/reference#beforetool): decision
+// "allow" or "deny", and the reason, which a deny sends to the model.
 func geminiAnswer(allow bool, reason string) any {
 	d := "deny"
 	if allow {
@@ -205,7 +221,8 @@ func mcpResource(tool string) (string, bool) {
 	return "mcp:" + server + "/" + name, true
 }
 
-// mapClaudeCode maps Claude Code's tools (https://docs.claude.com/en/docs/claude-code/hooks).
+// mapClaudeCode maps Claude Code's tools; their inputs are listed in
+// https://code.claude.com/docs/en/hooks#pretooluse-input.
 func mapClaudeCode(in hookInput, repo repoInfo) (string, []use, string, error) {
 	switch in.ToolName {
 	case "Edit", "Write", "MultiEdit", "NotebookEdit":
@@ -230,8 +247,11 @@ func mapClaudeCode(in hookInput, repo repoInfo) (string, []use, string, error) {
 	return "", nil, "", fmt.Errorf("tool %q has no mapping to resources; Docket denies what it cannot check", in.ToolName)
 }
 
-// mapGemini maps Gemini CLI's tools (write_file, replace, read_file,
-// run_shell_command, web_fetch, MCP tools).
+// mapGemini maps Gemini CLI's tools (https://geminicli.com/docs/tools):
+// write_file and replace (file_path), read_file (file_path; absolute_path
+// or path in older releases), run_shell_command (command), web_fetch (a
+// prompt holding up to 20 URLs: each host is called), and MCP tools, named
+// mcp__server__tool as in Claude Code.
 func mapGemini(in hookInput, repo repoInfo) (string, []use, string, error) {
 	switch in.ToolName {
 	case "write_file", "replace":
@@ -247,8 +267,8 @@ func mapGemini(in hookInput, repo repoInfo) (string, []use, string, error) {
 		}
 		return "exec", []use{{"cmd:" + cmd, "exec"}}, cmd, nil
 	case "web_fetch":
-		r, err := netResource(field(in.ToolInput, "url"))
-		return "call", []use{{r, "call"}}, "", err
+		uses, err := promptHosts(field(in.ToolInput, "prompt", "url"))
+		return "call", uses, "", err
 	}
 	if r, ok := mcpResource(in.ToolName); ok {
 		return "call", []use{{r, "call"}}, "", nil
@@ -256,8 +276,36 @@ func mapGemini(in hookInput, repo repoInfo) (string, []use, string, error) {
 	return "", nil, "", fmt.Errorf("tool %q has no mapping to resources; Docket denies what it cannot check", in.ToolName)
 }
 
-// mapCodex maps Codex's tools: shell commands (Bash, shell) and
-// apply_patch, whose patch names the files it adds, updates and deletes.
+// urlPattern finds the http(s) URLs in a web_fetch prompt.
+var urlPattern = regexp.MustCompile(`https?://[^\s"'<>()\[\]{}]+`)
+
+// promptHosts maps every URL in a prompt to a net: call, once per host.
+func promptHosts(prompt string) ([]use, error) {
+	var uses []use
+	seen := map[string]bool{}
+	for _, u := range urlPattern.FindAllString(prompt, -1) {
+		r, err := netResource(strings.TrimRight(u, ".,;:!?"))
+		if err != nil {
+			return nil, err
+		}
+		if !seen[r] {
+			seen[r] = true
+			uses = append(uses, use{r, "call"})
+		}
+	}
+	if len(uses) == 0 {
+		return nil, errors.New("web_fetch names no http(s) URL")
+	}
+	return uses, nil
+}
+
+// mapCodex maps Codex's tools as its hooks name them
+// (https://developers.openai.com/codex/hooks#pretooluse): every shell-like
+// tool arrives as Bash with tool_input.command, apply_patch carries the
+// patch in tool_input.command (each file it adds, updates, deletes or moves
+// to is a use), and MCP tools are mcp__server__tool with their arguments.
+// The older internal shapes (shell or exec_command with an argv list,
+// apply_patch with input) are read too.
 func mapCodex(in hookInput, repo repoInfo) (string, []use, string, error) {
 	switch in.ToolName {
 	case "Bash", "shell", "exec_command":
