@@ -199,15 +199,6 @@ func (p Prepared) Finish(revision, position uint64) Record {
 	return Record{Position: position, Event: e, Canonical: join(p.prefix, revision, p.suffix)}
 }
 
-// Decode parses canonical bytes into an envelope.
-func Decode(canonical []byte) (Event, error) {
-	var e Event
-	if err := json.Unmarshal(canonical, &e); err != nil {
-		return Event{}, fmt.Errorf("decode event: %w", err)
-	}
-	return e, nil
-}
-
 func validate(e Event, limits Limits) error {
 	if err := checkName("type", e.Type, maxType); err != nil {
 		return err
