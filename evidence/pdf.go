@@ -629,7 +629,7 @@ func (bd *binder) deviations(c *changeDoc) {
 	if len(devs) > 0 {
 		t := bd.newTable([]float64{0.2, 0.25, 0.55}, "Detected", "Session", "Out-of-scope uses")
 		for _, d := range devs {
-			t.rowFill(badBg, txt(fmtTime(d.At)), mono(d.Session), txt(strings.Join(verdictLines(d.Verdicts), "\n")))
+			t.rowFill(badBg, txt(fmtTime(d.At)), mono(d.Session), txt(strings.Join(answers.VerdictLines(d.Verdicts), "\n")))
 		}
 		t.end()
 	}
