@@ -5,7 +5,6 @@ import (
 	"crypto/subtle"
 	"html/template"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/evidence-parity/docket/domain"
@@ -113,5 +112,5 @@ func (p *Portal) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	p.startSession(w, r, actor, "")
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	continuePage.Execute(w, (&url.URL{Path: ps.next}).String())
+	continuePage.Execute(w, safeNext(ps.next))
 }

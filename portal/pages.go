@@ -224,7 +224,7 @@ func (p *Portal) populationCSV(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="population-%s-%s.csv"`, pd.FromS(), pd.ToS()))
-	cw := csv.NewWriter(w)
+	cw := csvWriter{csv.NewWriter(w)}
 	cw.Write([]string{"# docket population", "query: " + filterQuery(q), fmt.Sprintf("checkpoint size: %d", cp.Size), "key: " + p.cfg.Fingerprint, "drawn at: " + p.cfg.Now().UTC().Format(time.RFC3339)})
 	cw.Write([]string{"id", "status", "agent", "requested_by", "approver", "submitted_at", "promoted_at", "emergency", "out_of_scope_actions", "unresolved_exceptions", "plan_hash", "authorized", "plan", "implemented", "tested", "backout"})
 	after := ""
@@ -248,6 +248,21 @@ func (p *Portal) populationCSV(w http.ResponseWriter, r *http.Request) {
 		after = pg.EndCursor
 	}
 	cw.Flush()
+}
+
+// csvWriter writes cells a spreadsheet shows as text: a cell that begins
+// with = + - @ or a tab or carriage return would be read as a formula (CSV
+// injection, OWASP), so it gets a leading apostrophe. Names, ids and
+// comments in the ledger come from agents and requesters.
+type csvWriter struct{ *csv.Writer }
+
+func (cw csvWriter) Write(row []string) error {
+	for i, cell := range row {
+		if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) {
+			row[i] = "'" + cell
+		}
+	}
+	return cw.Writer.Write(row)
 }
 
 func fmtTime(t *time.Time) string {

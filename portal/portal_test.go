@@ -216,8 +216,10 @@ func TestSignIn(t *testing.T) {
 	}
 	// An open redirect is refused.
 	b2 := s.browser(t)
-	if _, _, h := b2.post("/login", url.Values{"token": {s.carol}, "next": {"//evil.example/"}}); h.Get("Location") != "/" {
-		t.Fatalf("next=//evil.example: redirected to %s", h.Get("Location"))
+	for _, next := range []string{"//evil.example/", "/\t/evil.example", "/\\evil.example", "https://evil.example/"} {
+		if _, _, h := b2.post("/login", url.Values{"token": {s.carol}, "next": {next}}); h.Get("Location") != "/" {
+			t.Fatalf("next=%q: redirected to %s", next, h.Get("Location"))
+		}
 	}
 	// Signing out ends the session; a forged sign-out is refused.
 	_, body, _ := b.get("/")

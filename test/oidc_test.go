@@ -173,7 +173,7 @@ func TestPortalOIDCSignIn(t *testing.T) {
 		is.mu.Unlock()
 		jar, _ := cookiejar.New(nil)
 		c := &http.Client{Jar: jar}
-		resp, err := c.Get(s.url + "/login/oidc?next=/agents")
+		resp, err := c.Get(s.url + "/login/oidc?next=" + url.QueryEscape("/agents?from=2026-01-01&to=2026-12-31"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -182,7 +182,8 @@ func TestPortalOIDCSignIn(t *testing.T) {
 		return c, resp.StatusCode, string(b)
 	}
 	c, code, body := browse("carol@acme.example")
-	if code != 200 || !strings.Contains(body, `url=/agents`) {
+	// The page moves on to where the sign-in began, query string included.
+	if code != 200 || !strings.Contains(body, `url=/agents?from=2026-01-01&amp;to=2026-12-31"`) {
 		t.Fatalf("callback: %d\n%s", code, body)
 	}
 	resp, err := c.Get(s.url + "/agents")
