@@ -108,12 +108,19 @@ func TestAgentCLIAndHooks(t *testing.T) {
 	if _, errs := srv.gql(t, bobTok, `mutation($id: ID!, $h: String!) { approvePlan(input: {changeId: $id, planHash: $h, comment: "ok"}) { status } }`, map[string]any{"id": id, "h": hash}); errs != nil {
 		t.Fatal(errs)
 	}
-	if code, out, errOut := agent("session", "start", "--change", id); code != 0 || !strings.Contains(out, "session credential written to") {
-		t.Fatalf("session start: %d %s %s", code, out, errOut)
+	// Started anywhere in the repository, the credential goes to its root,
+	// where the hooks look, and git never sees it.
+	start := exec.Command(bin, "agent", "session", "start", "--change", id)
+	start.Dir, start.Env = filepath.Join(repo, "src", "billing"), append(os.Environ(), env...)
+	if out, err := start.CombinedOutput(); err != nil || !strings.Contains(string(out), "session credential written to "+filepath.Join(repo, ".docket", "credential")) {
+		t.Fatalf("session start: %v %s", err, out)
 	}
 	st, err := os.Stat(filepath.Join(repo, ".docket", "credential"))
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("credential file: %v %v", st, err)
+	}
+	if out, err := exec.Command("git", "-C", repo, "status", "--porcelain", "--untracked-files=all").Output(); err != nil || strings.Contains(string(out), ".docket") {
+		t.Fatalf("git sees the credential: %v\n%s", err, out)
 	}
 
 	// In scope: allowed, in each agent's dialect.
@@ -210,6 +217,9 @@ func TestAgentCLIAndHooks(t *testing.T) {
 		"unknown tool":       {`{"cwd":"` + repo + `","hook_event_name":"PreToolUse","tool_name":"Teleport","tool_input":{}}`, cred, nil, "no mapping"},
 		"not a repository":   {`{"cwd":"` + outside + `","hook_event_name":"PreToolUse","tool_name":"Read","tool_input":{"file_path":"x"}}`, env, nil, "not in a git repository"},
 		"missing credential": {"", []string{"DOCKET_URL=" + srv.url, "DOCKET_CREDENTIAL=", "DOCKET_CREDENTIAL_FILE=/nonexistent"}, nil, "no session credential"},
+		"unknown flag":       {"", env, []string{"--tiemout", "1s"}, "misconfigured (unknown flag: --tiemout)"},
+		"bad flag value":     {"", env, []string{"--timeout", "soon"}, "misconfigured"},
+		"stray argument":     {"", env, []string{"extra"}, "misconfigured"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			input := c.input
@@ -234,40 +244,108 @@ func TestHookInstall(t *testing.T) {
 	repo := gitRepo(t)
 	settings := filepath.Join(repo, ".claude", "settings.json")
 	os.MkdirAll(filepath.Dir(settings), 0o755)
-	orig := `{"permissions":{"allow":["Bash(ls)"]},"hooks":{"PreToolUse":[{"matcher":"Bash","hooks":[{"type":"command","command":"./audit.sh"}]}]}}` + "\n"
+	orig := `{"permissions":{"allow":["Bash(ls)"]},"hooks":{"PreToolUse":[{"matcher":"Bash","hooks":[{"type":"command","command":"./audit.sh && echo <ok>"}]}]}}` + "\n"
 	os.WriteFile(settings, []byte(orig), 0o644)
 
-	out := run(t, bin, "hook", "install", "claude-code", "--repo", repo, "--dry-run")
-	if !strings.Contains(out, `+`) || !strings.Contains(out, "docket-hook claude-code") {
+	// The agent runs the hook with its own PATH: the settings name
+	// docket-hook by the absolute path it is found at, here on PATH.
+	hookBin := buildHook(t)
+	withHook := []string{"PATH=" + filepath.Dir(hookBin) + string(os.PathListSeparator) + os.Getenv("PATH")}
+	install := func(args ...string) (int, string, string) {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"hook", "install"}, args...)...)
+		cmd.Env = append(os.Environ(), withHook...)
+		var o, e strings.Builder
+		cmd.Stdout, cmd.Stderr = &o, &e
+		err := cmd.Run()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode(), o.String(), e.String()
+		}
+		return 0, o.String(), e.String()
+	}
+	code, out, _ := install("claude-code", "--repo", repo, "--dry-run")
+	if code != 0 || !strings.Contains(out, `+`) || !strings.Contains(out, hookBin+" claude-code") {
 		t.Fatalf("dry run:\n%s", out)
 	}
 	if b, _ := os.ReadFile(settings); string(b) != orig {
 		t.Fatal("--dry-run wrote the file")
 	}
-	run(t, bin, "hook", "install", "claude-code", "--repo", repo)
-	var s map[string]any
+	install("claude-code", "--repo", repo)
 	b, _ := os.ReadFile(settings)
-	if err := json.Unmarshal(b, &s); err != nil {
-		t.Fatal(err)
-	}
 	js := string(b)
-	if !strings.Contains(js, "Bash(ls)") || !strings.Contains(js, "./audit.sh") || strings.Count(js, "docket-hook claude-code") != 2 {
-		t.Fatalf("merged settings:\n%s", js)
+	// What was there stays where it was (keys in their order, the narrower
+	// Bash hook kept, nothing escaped); Docket's hooks are added for all tools.
+	want := `{
+  "permissions": {
+    "allow": [
+      "Bash(ls)"
+    ]
+  },
+  "hooks": {
+    "PreToolUse": [
+      {
+        "matcher": "Bash",
+        "hooks": [
+          {
+            "type": "command",
+            "command": "./audit.sh && echo <ok>"
+          }
+        ]
+      },
+      {
+        "matcher": "*",
+        "hooks": [
+          {
+            "type": "command",
+            "command": "HOOK claude-code"
+          }
+        ]
+      }
+    ],
+    "PostToolUse": [
+      {
+        "matcher": "*",
+        "hooks": [
+          {
+            "type": "command",
+            "command": "HOOK claude-code"
+          }
+        ]
+      }
+    ]
+  }
+}
+`
+	if want = strings.ReplaceAll(want, "HOOK", hookBin); js != want {
+		t.Fatalf("merged settings:\n%s\nwant:\n%s", js, want)
 	}
-	if out := run(t, bin, "hook", "install", "claude-code", "--repo", repo); !strings.Contains(out, "already") {
+	if _, out, _ := install("claude-code", "--repo", repo); !strings.Contains(out, "already") {
 		t.Fatalf("second install: %s", out)
 	}
 	if b2, _ := os.ReadFile(settings); string(b2) != js {
 		t.Fatal("a second install changed the file")
 	}
 	for _, a := range []string{"gemini", "codex"} {
-		run(t, bin, "hook", "install", a, "--repo", repo)
+		install(a, "--repo", repo)
 	}
 	if b, _ := os.ReadFile(filepath.Join(repo, ".gemini", "settings.json")); !strings.Contains(string(b), "BeforeTool") {
 		t.Fatalf("gemini settings: %s", b)
 	}
-	if code, _, _ := runCode(t, bin, "hook", "install", "cursor", "--repo", repo); code != 2 {
+	if code, _, _ := install("cursor", "--repo", repo); code != 2 {
 		t.Fatal("an unknown agent is not a usage error")
+	}
+	// A hook program that cannot be found is refused, not written as a
+	// bare name every tool call would fail on.
+	if code, _, errOut := runCode(t, bin, "hook", "install", "gemini", "--repo", t.TempDir(), "--command", "docket-hook-nowhere"); code != 2 || !strings.Contains(errOut, "neither on PATH") {
+		t.Fatalf("missing hook program: %d %s", code, errOut)
+	}
+	// With --command docket, the settings run `docket hook AGENT`.
+	other := t.TempDir()
+	if code, _, errOut := install("codex", "--repo", other, "--command", bin); code != 0 {
+		t.Fatalf("--command docket: %s", errOut)
+	}
+	if b, _ := os.ReadFile(filepath.Join(other, ".codex", "hooks.json")); !strings.Contains(string(b), `"command": "`+bin+` hook codex"`) {
+		t.Fatalf("codex settings: %s", b)
 	}
 }
 

@@ -36,12 +36,22 @@ func (f *agentFlags) asAgent() (*client.Client, error) {
 	return &client.Client{URL: f.url, Token: f.agentKey}, nil
 }
 
+// credPath is the credential file, relative paths taken from the root of
+// the repository the command runs in, where the hooks look for it.
+func (f *agentFlags) credPath() string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return f.credFile
+	}
+	return client.CredentialPath(wd, f.credFile)
+}
+
 // session reads the session credential: the flag or env first, else the
 // credential file.
 func (f *agentFlags) session() (*client.Client, error) {
 	cred := f.credential
 	if cred == "" {
-		b, err := os.ReadFile(f.credFile)
+		b, err := os.ReadFile(f.credPath())
 		if err != nil {
 			return nil, usageErr("no session credential: set DOCKET_CREDENTIAL, or run docket agent session start (%v)", err)
 		}
@@ -165,16 +175,11 @@ func newAgentCmd() *cobra.Command {
 			fmt.Fprintf(c.OutOrStdout(), "export DOCKET_CREDENTIAL=%s\n", out.RequestSession.Credential)
 			return nil
 		}
-		if err := os.MkdirAll(filepath.Dir(f.credFile), 0o700); err != nil {
+		path := f.credPath()
+		if err := writeCredential(path, out.RequestSession.Credential); err != nil {
 			return err
 		}
-		if err := os.WriteFile(f.credFile, []byte(out.RequestSession.Credential+"\n"), 0o600); err != nil {
-			return err
-		}
-		if err := os.Chmod(f.credFile, 0o600); err != nil {
-			return err
-		}
-		fmt.Fprintf(c.OutOrStdout(), "session credential written to %s (expires %s)\n", f.credFile, out.RequestSession.ExpiresAt)
+		fmt.Fprintf(c.OutOrStdout(), "session credential written to %s (expires %s)\n", path, out.RequestSession.ExpiresAt)
 		return nil
 	}
 	end := &cobra.Command{Use: "end", Short: "End the session; its credential dies", Args: cobra.NoArgs}
@@ -187,7 +192,7 @@ func newAgentCmd() *cobra.Command {
 			return apiErr(err)
 		}
 		if f.credential == "" {
-			os.Remove(f.credFile)
+			os.Remove(f.credPath())
 		}
 		fmt.Fprintln(c.OutOrStdout(), "session ended")
 		return nil
@@ -282,7 +287,27 @@ func newAgentCmd() *cobra.Command {
 	return agent
 }
 
+// writeCredential keeps the session credential in a file only its owner
+// reads (0600, its folder 0700). A folder it creates gets a .gitignore of
+// "*", so the credential is never committed with the repository.
+func writeCredential(path, cred string) error {
+	dir := filepath.Dir(path)
+	if _, err := os.Stat(dir); os.IsNotExist(err) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, ".gitignore"), []byte("# Docket's session credential: never commit it\n*\n"), 0o644); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(path, []byte(cred+"\n"), 0o600); err != nil {
+		return err
+	}
+	return os.Chmod(path, 0o600)
+}
+
 // recordAction records an action and returns its verdicts' reasons.
 func recordAction(ctx context.Context, cl *client.Client, kind string, uses []map[string]any, command, outcome string) ([]string, error) {
-	return cl.RecordAction(ctx, kind, uses, command, outcome)
+	_, reasons, err := cl.RecordAction(ctx, kind, uses, command, outcome)
+	return reasons, err
 }

@@ -16,15 +16,27 @@ func newHookCmd() *cobra.Command {
 	timeout := hook.PersistentFlags().Duration("timeout", 5*time.Second, "how long to wait for the server before denying")
 	for _, name := range []string{"claude-code", "gemini", "codex"} {
 		d := client.Dialects[name]
-		hook.AddCommand(&cobra.Command{
+		// Whatever is wrong with the invocation itself (a bad flag, a stray
+		// argument), the agent still gets a deny in its format and exit 0:
+		// an agent may treat a failing hook as non-blocking.
+		refuse := func(c *cobra.Command, err error) error {
+			c.SilenceUsage, c.SilenceErrors = true, true
+			return json.NewEncoder(c.OutOrStdout()).Encode(client.Deny(d, "the hook is misconfigured (%v); denied, since the call cannot be checked", err))
+		}
+		cmd := &cobra.Command{
 			Use:   name,
 			Short: fmt.Sprintf("The %s hook: reads the tool call on stdin, answers allow or deny on stdout", name),
-			Args:  cobra.NoArgs,
-			RunE: func(c *cobra.Command, _ []string) error {
+			Args:  cobra.ArbitraryArgs,
+			RunE: func(c *cobra.Command, args []string) error {
+				if len(args) > 0 {
+					return refuse(c, fmt.Errorf("unexpected arguments %q", args))
+				}
 				out := client.RunHook(c.Context(), d, client.HookConfig{URL: f.url, Credential: f.credential, CredentialFile: f.credFile, Timeout: *timeout}, c.InOrStdin())
 				return json.NewEncoder(c.OutOrStdout()).Encode(out)
 			},
-		})
+		}
+		cmd.SetFlagErrorFunc(refuse)
+		hook.AddCommand(cmd)
 	}
 	hook.AddCommand(newHookInstallCmd())
 	return hook

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"mvdan.cc/sh/v3/syntax"
 )
 
 // hookSettings is where each agent reads its hooks in a repository, and
@@ -32,7 +34,7 @@ func newHookInstallCmd() *cobra.Command {
 	}
 	dry := c.Flags().Bool("dry-run", false, "print the change as a diff and write nothing")
 	dir := c.Flags().String("repo", ".", "the repository")
-	bin := c.Flags().String("command", "docket-hook", "the hook program the agent runs: docket-hook (starts in milliseconds) or docket")
+	bin := c.Flags().String("command", "docket-hook", "the hook program the agent runs, written into the settings by its absolute path: docket-hook (starts in milliseconds) or docket")
 	c.RunE = func(c *cobra.Command, args []string) error {
 		hs, ok := hookSettings[args[0]]
 		if !ok {
@@ -43,9 +45,13 @@ func newHookInstallCmd() *cobra.Command {
 		if err != nil && !os.IsNotExist(err) {
 			return err
 		}
-		command := *bin + " " + hs.commandName
+		prog, err := hookProgram(*bin)
+		if err != nil {
+			return err
+		}
+		command := prog + " " + hs.commandName
 		if filepath.Base(*bin) == "docket" {
-			command = *bin + " hook " + hs.commandName
+			command = prog + " hook " + hs.commandName
 		}
 		after, err := mergeHooks(before, hs.pre, hs.post, command)
 		if err != nil {
@@ -71,58 +77,209 @@ func newHookInstallCmd() *cobra.Command {
 	return c
 }
 
+// hookProgram is the absolute path of the hook program, written shell-quoted
+// into the settings: an agent runs hooks with its own PATH, where a bare
+// name may be missing (every call would then fail) or name another
+// program. A name is looked up on PATH, then beside this docket binary
+// (make build puts both in bin/).
+func hookProgram(name string) (string, error) {
+	path := name
+	if !strings.ContainsRune(name, filepath.Separator) {
+		found, err := exec.LookPath(name)
+		if err != nil {
+			if self, serr := os.Executable(); serr == nil {
+				if st, serr := os.Stat(filepath.Join(filepath.Dir(self), name)); serr == nil && !st.IsDir() {
+					found, err = filepath.Join(filepath.Dir(self), name), nil
+				}
+			}
+		}
+		if err != nil {
+			return "", usageErr("%s is neither on PATH nor beside %s: build it (make build puts it in bin/) or name it with --command /path/to/%s", name, os.Args[0], name)
+		}
+		path = found
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	if st, err := os.Stat(abs); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+		return "", usageErr("%s is not an executable program", abs)
+	}
+	return syntax.Quote(abs, syntax.LangPOSIX)
+}
+
 // mergeHooks adds a command hook for pre and post events to a settings
-// document, keeping every other key and hook; it changes nothing when the
-// command is there already.
+// document, keeping every other key and hook where it was; it changes
+// nothing when a hook for all tools already runs the command.
 func mergeHooks(doc []byte, pre, post, command string) ([]byte, error) {
-	settings := map[string]any{}
+	var settings jsonObject
 	if len(bytes.TrimSpace(doc)) > 0 {
 		if err := json.Unmarshal(doc, &settings); err != nil {
-			return nil, fmt.Errorf("not JSON: %v", err)
+			return nil, fmt.Errorf("not a JSON object: %v", err)
 		}
 	}
-	hooks, _ := settings["hooks"].(map[string]any)
-	if hooks == nil {
-		if settings["hooks"] != nil {
+	var hooks jsonObject
+	if raw, ok := settings.get("hooks"); ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &hooks); err != nil {
 			return nil, fmt.Errorf(`"hooks" is not an object`)
 		}
-		hooks = map[string]any{}
 	}
 	changed := false
 	for _, event := range []string{pre, post} {
-		list, _ := hooks[event].([]any)
-		if hooks[event] != nil && list == nil {
-			return nil, fmt.Errorf(`"hooks.%s" is not a list`, event)
+		var list []json.RawMessage
+		if raw, ok := hooks.get(event); ok && string(raw) != "null" {
+			if err := json.Unmarshal(raw, &list); err != nil {
+				return nil, fmt.Errorf(`"hooks.%s" is not a list`, event)
+			}
 		}
 		if hasCommand(list, command) {
 			continue
 		}
-		list = append(list, map[string]any{"matcher": "*", "hooks": []any{map[string]any{"type": "command", "command": command}}})
-		hooks[event] = list
+		entry, err := marshal(hookEntry{Matcher: "*", Hooks: []commandHook{{Type: "command", Command: command}}})
+		if err != nil {
+			return nil, err
+		}
+		list = append(list, entry)
+		raw, err := marshal(list)
+		if err != nil {
+			return nil, err
+		}
+		hooks.set(event, raw)
 		changed = true
 	}
 	if !changed {
 		return doc, nil
 	}
-	settings["hooks"] = hooks
-	out, err := json.MarshalIndent(settings, "", "  ")
+	raw, err := marshal(hooks)
 	if err != nil {
 		return nil, err
 	}
-	return append(out, '\n'), nil
+	settings.set("hooks", raw)
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", indentOf(doc))
+	if err := enc.Encode(settings); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
 }
 
-func hasCommand(list []any, command string) bool {
-	for _, m := range list {
-		mm, _ := m.(map[string]any)
-		hs, _ := mm["hooks"].([]any)
-		for _, h := range hs {
-			if hm, _ := h.(map[string]any); hm["command"] == command {
+// hookEntry is one entry of an event's hook list, in the agents' shape.
+type hookEntry struct {
+	Matcher string        `json:"matcher"`
+	Hooks   []commandHook `json:"hooks"`
+}
+
+type commandHook struct {
+	Type    string `json:"type"`
+	Command string `json:"command"`
+}
+
+// hasCommand reports whether a hook list runs command for every tool (a
+// hook under a narrower matcher does not check the other tools' calls).
+func hasCommand(list []json.RawMessage, command string) bool {
+	for _, raw := range list {
+		var entry hookEntry
+		if json.Unmarshal(raw, &entry) != nil || (entry.Matcher != "*" && entry.Matcher != "" && entry.Matcher != ".*") {
+			continue
+		}
+		for _, h := range entry.Hooks {
+			if h.Command == command {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// indentOf is the indentation a settings file uses (its first indented
+// line's leading white space), two spaces for a new file.
+func indentOf(doc []byte) string {
+	for _, line := range bytes.Split(doc, []byte("\n"))[1:] {
+		trimmed := bytes.TrimLeft(line, " \t")
+		if len(trimmed) > 0 && len(trimmed) < len(line) {
+			return string(line[:len(line)-len(trimmed)])
+		}
+	}
+	return "  "
+}
+
+// marshal is json.Marshal without HTML escaping: settings files are read
+// by people, and "&&" in a command should stay "&&".
+func marshal(v any) (json.RawMessage, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// jsonObject is a JSON object that keeps its members in their order, so
+// merging into a settings file moves nothing that was there.
+// (encoding/json decodes objects into maps, which forget the order.)
+type jsonObject []jsonMember
+
+type jsonMember struct {
+	key   string
+	value json.RawMessage
+}
+
+func (o jsonObject) get(key string) (json.RawMessage, bool) {
+	for _, m := range o {
+		if m.key == key {
+			return m.value, true
+		}
+	}
+	return nil, false
+}
+
+func (o *jsonObject) set(key string, value json.RawMessage) {
+	for i, m := range *o {
+		if m.key == key {
+			(*o)[i].value = value
+			return
+		}
+	}
+	*o = append(*o, jsonMember{key, value})
+}
+
+func (o *jsonObject) UnmarshalJSON(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return fmt.Errorf("not an object")
+	}
+	*o = (*o)[:0]
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return err
+		}
+		*o = append(*o, jsonMember{t.(string), v})
+	}
+	_, err := dec.Token()
+	return err
+}
+
+func (o jsonObject) MarshalJSON() ([]byte, error) {
+	b := []byte{'{'}
+	for i, m := range o {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		k, err := marshal(m.key)
+		if err != nil {
+			return nil, err
+		}
+		b = append(append(append(b, k...), ':'), m.value...)
+	}
+	return append(b, '}'), nil
 }
 
 // lineDiff is a unified-style diff of two small texts (longest common

@@ -24,6 +24,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"mvdan.cc/sh/v3/syntax"
 )
 
 // hookInput is the JSON an agent writes on stdin. Claude Code and Codex
@@ -312,17 +314,21 @@ func mapCodex(in hookInput, repo repoInfo) (string, []use, string, error) {
 		var m map[string]any
 		json.Unmarshal(in.ToolInput, &m)
 		cmd, _ := m["command"].(string)
+		if c, ok := m["cmd"].(string); ok && cmd == "" {
+			cmd = c // exec_command names its command line cmd
+		}
 		if parts, ok := m["command"].([]any); ok {
-			var ss []string
-			for _, p := range parts {
-				s, _ := p.(string)
-				ss = append(ss, s)
+			argv := make([]string, len(parts))
+			for i, p := range parts {
+				s, ok := p.(string)
+				if !ok {
+					return "", nil, "", errors.New("shell call with an argument that is not a string")
+				}
+				argv[i] = s
 			}
-			// ["bash", "-lc", "go test ./..."] runs its last argument.
-			if len(ss) == 3 && (ss[1] == "-lc" || ss[1] == "-c") {
-				cmd = ss[2]
-			} else {
-				cmd = strings.Join(ss, " ")
+			var err error
+			if cmd, err = commandLine(argv); err != nil {
+				return "", nil, "", err
 			}
 		}
 		if cmd == "" {
@@ -355,6 +361,28 @@ func mapCodex(in hookInput, repo repoInfo) (string, []use, string, error) {
 	return mapClaudeCode(in, repo)
 }
 
+// shells are the programs whose "-c SCRIPT" runs SCRIPT: an argv of
+// ["bash", "-lc", "go test ./..."] is the command line "go test ./...".
+var shells = map[string]bool{"sh": true, "bash": true, "zsh": true, "dash": true, "ksh": true}
+
+// commandLine is the command line an argv runs, as scope rules name it:
+// a known shell's -c script as it stands, any other argv quoted for a
+// POSIX shell, so ["rm", "-rf", "a b"] cannot pass for "rm -rf a b".
+func commandLine(argv []string) (string, error) {
+	if len(argv) == 3 && shells[filepath.Base(argv[0])] && (argv[1] == "-c" || argv[1] == "-lc") {
+		return argv[2], nil
+	}
+	words := make([]string, len(argv))
+	for i, a := range argv {
+		q, err := syntax.Quote(a, syntax.LangPOSIX)
+		if err != nil {
+			return "", fmt.Errorf("argument %d of the command cannot be written as a shell word: %v", i, err)
+		}
+		words[i] = q
+	}
+	return strings.Join(words, " "), nil
+}
+
 // HookConfig is where the hook finds the server and the credential.
 type HookConfig struct {
 	URL string
@@ -365,11 +393,16 @@ type HookConfig struct {
 	Timeout        time.Duration
 }
 
+// Deny is d's answer refusing a tool call, for a reason.
+func Deny(d HookDialect, format string, args ...any) any {
+	return d.answer(false, "Docket: "+fmt.Sprintf(format, args...))
+}
+
 // RunHook decides one tool call read from stdin and returns the answer to
 // write. It never fails: every problem is a deny.
 func RunHook(ctx context.Context, d HookDialect, cfg HookConfig, stdin io.Reader) any {
 	timeout := cfg.Timeout
-	deny := func(format string, args ...any) any { return d.answer(false, "Docket: "+fmt.Sprintf(format, args...)) }
+	deny := func(format string, args ...any) any { return Deny(d, format, args...) }
 	raw, err := io.ReadAll(io.LimitReader(stdin, 4<<20))
 	if err != nil {
 		return deny("could not read the tool call: %v", err)
@@ -391,11 +424,7 @@ func RunHook(ctx context.Context, d HookDialect, cfg HookConfig, stdin io.Reader
 	// The credential file lives in the repository the agent works in.
 	cred := cfg.Credential
 	if cred == "" {
-		path := cfg.CredentialFile
-		if !filepath.IsAbs(path) {
-			path = filepath.Join(repo.root, path)
-		}
-		b, err := os.ReadFile(path)
+		b, err := os.ReadFile(credentialIn(repo.root, cfg.CredentialFile))
 		cred = strings.TrimSpace(string(b))
 		if err != nil || cred == "" {
 			return deny("no session credential: start one with docket agent session start --change ID")
@@ -420,7 +449,7 @@ func RunHook(ctx context.Context, d HookDialect, cfg HookConfig, stdin io.Reader
 			outcome = "completed"
 		}
 	}
-	reasons, err := cl.RecordAction(ctx, kind, us, command, outcome)
+	inScope, reasons, err := cl.RecordAction(ctx, kind, us, command, outcome)
 	if post {
 		// After the fact there is nothing to allow or deny; a failure to
 		// record the outcome is reported on stderr for the agent's log.
@@ -437,6 +466,8 @@ func RunHook(ctx context.Context, d HookDialect, cfg HookConfig, stdin io.Reader
 		return deny("the server refused: %s (%s)", ce.Message, ce.Code)
 	case err != nil:
 		return deny("the server could not be asked (%v); denied until it answers", err)
+	case !inScope:
+		return deny("out of the approved scope: %s", strings.Join(reasons, "; "))
 	}
 	return d.answer(true, "Docket: recorded, in scope: "+strings.Join(reasons, "; "))
 }
@@ -446,6 +477,45 @@ func errOr(err error, s string) string {
 		return err.Error()
 	}
 	return s
+}
+
+// RepoRoot is the top of the git working tree holding dir: the nearest
+// directory with a .git entry (a directory, or a file in worktrees and
+// submodules), symlinks resolved.
+func RepoRoot(dir string) (string, bool) {
+	d, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", false
+	}
+	for {
+		if _, err := os.Lstat(filepath.Join(d, ".git")); err == nil {
+			return d, true
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return "", false
+		}
+		d = parent
+	}
+}
+
+// CredentialPath is where the session credential file is for a command
+// run in dir: file itself when absolute, else file under dir's repository
+// root (dir itself outside a repository). Session start and the hooks
+// agree on it wherever in the repository each runs.
+func CredentialPath(dir, file string) string {
+	root, ok := RepoRoot(dir)
+	if !ok {
+		root = dir
+	}
+	return credentialIn(root, file)
+}
+
+func credentialIn(root, file string) string {
+	if filepath.IsAbs(file) {
+		return file
+	}
+	return filepath.Join(root, file)
 }
 
 // readRepo finds the nearest directory holding a .git directory and reads
@@ -502,8 +572,8 @@ func originURL(path string) (string, bool) {
 }
 
 // RecordAction records an action under the client's session credential and
-// returns its verdicts' reasons.
-func (c *Client) RecordAction(ctx context.Context, kind string, uses []map[string]any, command, outcome string) ([]string, error) {
+// returns whether the server found it in scope, with its verdicts' reasons.
+func (c *Client) RecordAction(ctx context.Context, kind string, uses []map[string]any, command, outcome string) (bool, []string, error) {
 	var out struct {
 		RecordAction struct {
 			InScope  bool `json:"inScope"`
@@ -520,11 +590,11 @@ func (c *Client) RecordAction(ctx context.Context, kind string, uses []map[strin
 		in["outcome"] = outcome
 	}
 	if err := c.Do(ctx, `mutation($in: RecordActionInput!) { recordAction(input: $in) { inScope verdicts { reason } } }`, map[string]any{"in": in}, &out); err != nil {
-		return nil, err
+		return false, nil, err
 	}
 	var rs []string
 	for _, v := range out.RecordAction.Verdicts {
 		rs = append(rs, v.Reason)
 	}
-	return rs, nil
+	return out.RecordAction.InScope, rs, nil
 }

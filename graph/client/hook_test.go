@@ -3,6 +3,9 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -199,6 +202,14 @@ func TestMapToolCalls(t *testing.T) {
 		{"gemini mcp", "gemini", "mcp__jira__create_issue", `{}`, []use{{"mcp:jira/create_issue", "call"}}},
 		{"codex patch adds, deletes and moves", "codex", "apply_patch", `{"command":"*** Begin Patch\n*** Add File: src/new.go\n+package src\n*** Delete File: src/old.go\n*** Update File: src/a.go\n*** Move to: src/b.go\n@@\n-x\n+y\n*** End Patch"}`,
 			[]use{{"file:github.com/acme/api/src/new.go", "write"}, {"file:github.com/acme/api/src/old.go", "delete"}, {"file:github.com/acme/api/src/a.go", "write"}, {"file:github.com/acme/api/src/b.go", "write"}}},
+		// A shell's -c script is the command line; any other argv is
+		// recorded whole, each word quoted as a shell would need it.
+		{"codex argv through bash -lc", "codex", "shell", `{"command":["bash","-lc","go test ./..."]}`, []use{{"cmd:go test ./...", "exec"}}},
+		{"codex argv through /bin/sh -c", "codex", "shell", `{"command":["/bin/sh","-c","make lint"]}`, []use{{"cmd:make lint", "exec"}}},
+		{"codex argv of another program's -c", "codex", "shell", `{"command":["python3","-c","import os; os.remove('x')"]}`, []use{{`cmd:python3 -c "import os; os.remove('x')"`, "exec"}}},
+		{"codex argv with spaces", "codex", "shell", `{"command":["rm","-rf","a b"]}`, []use{{"cmd:rm -rf 'a b'", "exec"}}},
+		{"codex argv of four words", "codex", "shell", `{"command":["bash","-c","ls","extra"]}`, []use{{"cmd:bash -c ls extra", "exec"}}},
+		{"codex exec_command cmd", "codex", "exec_command", `{"cmd":"go vet ./..."}`, []use{{"cmd:go vet ./...", "exec"}}},
 	} {
 		got, err := call(c.agent, c.tool, c.input)
 		if err != nil || !reflect.DeepEqual(got, c.want) {
@@ -213,6 +224,8 @@ func TestMapToolCalls(t *testing.T) {
 		{"patch escaping the repository", "codex", "apply_patch", `{"command":"*** Begin Patch\n*** Add File: ../../etc/cron.d/x\n+x\n*** End Patch"}`},
 		{"patch naming no file", "codex", "apply_patch", `{"command":"*** Begin Patch\n*** End Patch"}`},
 		{"half an MCP name", "codex", "mcp__github", `{}`},
+		{"argv with a number", "codex", "shell", `{"command":["sleep",5]}`},
+		{"argv with a NUL", "codex", "shell", `{"command":["rm","a\u0000b"]}`},
 	} {
 		if got, err := call(c.agent, c.tool, c.input); err == nil {
 			t.Errorf("%s: got %v, want a refusal", c.name, got)
@@ -258,6 +271,10 @@ func TestRunHookFailsClosed(t *testing.T) {
 		{"empty credential file", "claude-code", edit, HookConfig{URL: "http://127.0.0.1:1", CredentialFile: os.DevNull, Timeout: time.Second}, "no session credential"},
 		{"server down", "claude-code", edit, down, "could not be asked"},
 		{"escape", "gemini", `{"cwd":"` + dir + `","hook_event_name":"BeforeTool","tool_name":"write_file","tool_input":{"file_path":"` + dir + `/../x"}}`, down, "outside the repository"},
+		{"server says out of scope", "claude-code", edit, answering(t, `{"data":{"recordAction":{"inScope":false,"verdicts":[{"reason":"no rule matches file:x"}]}}}`), "out of the approved scope: no rule matches file:x"},
+		{"server refuses", "gemini", `{"cwd":"` + dir + `","hook_event_name":"BeforeTool","tool_name":"read_file","tool_input":{"file_path":"go.mod"}}`,
+			answering(t, `{"errors":[{"message":"session credential is revoked","extensions":{"code":"UNAUTHENTICATED"}}]}`), "the server refused: session credential is revoked (UNAUTHENTICATED)"},
+		{"server answers nonsense", "codex", edit, answering(t, `<html>`), "could not be asked"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ans, _ := json.Marshal(RunHook(context.Background(), Dialects[c.agent], c.cfg, strings.NewReader(c.input)))
@@ -265,5 +282,39 @@ func TestRunHookFailsClosed(t *testing.T) {
 				t.Errorf("got %s, want deny with %q", ans, c.want)
 			}
 		})
+	}
+}
+
+// answering is a GraphQL endpoint on 127.0.0.1 that gives every request
+// the same answer: it stands in for answers the real server should never
+// give, to show the hook denies on them too.
+func answering(t *testing.T, body string) HookConfig {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	return HookConfig{URL: srv.URL, Credential: "dkt_sess_x", Timeout: time.Second}
+}
+
+func TestCredentialPath(t *testing.T) {
+	repo := gitRepo(t, "https://github.com/acme/api.git")
+	sub := filepath.Join(repo, "src", "billing")
+	os.MkdirAll(sub, 0o755)
+	wt := filepath.Join(t.TempDir(), "wt")
+	os.MkdirAll(wt, 0o755)
+	os.WriteFile(filepath.Join(wt, ".git"), []byte("gitdir: "+repo+"/.git/worktrees/wt\n"), 0o644)
+	wt, _ = filepath.EvalSymlinks(wt)
+	outside, _ := filepath.EvalSymlinks(t.TempDir())
+	for _, c := range []struct{ dir, file, want string }{
+		{repo, ".docket/credential", filepath.Join(repo, ".docket", "credential")},
+		{sub, ".docket/credential", filepath.Join(repo, ".docket", "credential")},
+		{wt, ".docket/credential", filepath.Join(wt, ".docket", "credential")},
+		{outside, ".docket/credential", filepath.Join(outside, ".docket", "credential")},
+		{sub, "/run/secrets/cred", "/run/secrets/cred"},
+	} {
+		if got := CredentialPath(c.dir, c.file); got != c.want {
+			t.Errorf("CredentialPath(%s, %s) = %s, want %s", c.dir, c.file, got, c.want)
+		}
 	}
 }
