@@ -100,7 +100,17 @@ var pdfcpuConfig = sync.OnceValue(func() *model.Configuration {
 
 // ReadPDF extracts the bundle attached to a binder PDF and reads it with
 // ReadBundle. It does not verify it (Verify does).
-func ReadPDF(r io.Reader) (*Bundle, error) {
+//
+// A binder comes from outside, so pdfcpu reads it under limits sized for
+// a binder (no stream decodes to more than a bundle may be; a PDF bomb is
+// refused, not inflated), and a panic inside pdfcpu on a crafted file is
+// an error, never a crash.
+func ReadPDF(r io.Reader) (b *Bundle, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			b, err = nil, fmt.Errorf("read binder PDF: not a readable PDF (the PDF reader failed: %v)", p)
+		}
+	}()
 	raw, err := io.ReadAll(io.LimitReader(r, MaxPDFSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read binder PDF: %w", err)
@@ -110,6 +120,10 @@ func ReadPDF(r io.Reader) (*Bundle, error) {
 	}
 	conf := *pdfcpuConfig()
 	conf.Cmd = model.EXTRACTATTACHMENTS
+	conf.Limits.MaxStreamBytes = MaxPDFSize
+	conf.Limits.MaxDecodeBytes = MaxBundleSize + 1
+	conf.Limits.MaxObjectCount = 1_000_000
+	conf.Limits.MaxXRefEntries = 1_000_000
 	ctx, err := api.ReadAndValidate(bytes.NewReader(raw), &conf)
 	if err != nil {
 		return nil, fmt.Errorf("read binder PDF: not a readable PDF: %w", err)
@@ -128,6 +142,9 @@ func ReadPDF(r io.Reader) (*Bundle, error) {
 		}
 		if len(got) != 1 {
 			break
+		}
+		if r, ok := got[0].Reader.(interface{ Len() int }); ok && r.Len() > MaxBundleSize {
+			return nil, fmt.Errorf("read binder PDF: %s is larger than a bundle may be (%d bytes)", AttachmentName, MaxBundleSize)
 		}
 		return ReadBundle(got[0].Reader)
 	}

@@ -2,9 +2,11 @@ package evidence_test
 
 import (
 	"bytes"
+	"compress/zlib"
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -302,6 +304,57 @@ func TestBinderPDFOfABadBundle(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A bundle.json attachment that inflates past what a bundle may be (a PDF
+// bomb: hundreds of MiB of white space in a few hundred KiB) is refused
+// with an error, whether it stays under the PDF reader's own decoding cap
+// (512 MiB) or not.
+func TestReadPDFRefusesABomb(t *testing.T) {
+	for _, size := range []int{evidence.MaxBundleSize + 1<<20, 600 << 20} {
+		pdf := bombPDF(t, size)
+		if len(pdf) > 4<<20 {
+			t.Fatalf("the bomb is %d bytes, not small", len(pdf))
+		}
+		_, err := evidence.ReadPDF(bytes.NewReader(pdf))
+		if err == nil || !strings.Contains(err.Error(), "limit") && !strings.Contains(err.Error(), "larger than") {
+			t.Fatalf("%d bytes inflated: got %v, want a refusal naming the limit", size, err)
+		}
+		t.Logf("%d MiB: %v", size>>20, err)
+	}
+}
+
+// bombPDF is a one-page PDF whose bundle.json attachment inflates to size
+// spaces, written by hand (fpdf takes long to compress that much).
+func bombPDF(t *testing.T, size int) []byte {
+	var z bytes.Buffer
+	zw, _ := zlib.NewWriterLevel(&z, zlib.BestSpeed)
+	chunk := bytes.Repeat([]byte(" "), 1<<20)
+	for n := 0; n < size; n += len(chunk) {
+		zw.Write(chunk[:min(len(chunk), size-n)])
+	}
+	zw.Close()
+	objs := []string{
+		"<< /Type /Catalog /Pages 2 0 R /Names << /EmbeddedFiles << /Names [(bundle.json) 4 0 R] >> >> >>",
+		"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+		"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>",
+		"<< /Type /Filespec /F (bundle.json) /UF (bundle.json) /EF << /F 5 0 R >> >>",
+		fmt.Sprintf("<< /Type /EmbeddedFile /Filter /FlateDecode /Length %d >>\nstream\n%s\nendstream", z.Len(), z.Bytes()),
+	}
+	var pdf bytes.Buffer
+	pdf.WriteString("%PDF-1.7\n")
+	var offsets []int
+	for i, o := range objs {
+		offsets = append(offsets, pdf.Len())
+		fmt.Fprintf(&pdf, "%d 0 obj\n%s\nendobj\n", i+1, o)
+	}
+	xref := pdf.Len()
+	fmt.Fprintf(&pdf, "xref\n0 %d\n0000000000 65535 f \n", len(objs)+1)
+	for _, off := range offsets {
+		fmt.Fprintf(&pdf, "%010d 00000 n \n", off)
+	}
+	fmt.Fprintf(&pdf, "trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(objs)+1, xref)
+	return pdf.Bytes()
 }
 
 func TestReadPDFWithoutBundle(t *testing.T) {

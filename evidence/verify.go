@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -101,7 +102,7 @@ func Verify(ctx context.Context, b *Bundle, opts VerifyOptions) (Report, error) 
 	}
 	rep.Checkpoint = cp
 	for _, c := range b.Changes {
-		rep.Changes = append(rep.Changes, verifyChange(c, cp))
+		rep.Changes = append(rep.Changes, verifyChange(c, cp, b.Sample))
 	}
 	rep.Sample = checkSample(b)
 	for _, a := range b.Anchors {
@@ -140,7 +141,7 @@ func pinnedVerifiers(b *Bundle, pins []string) (note.Verifiers, error) {
 	return note.VerifierList(vs...), nil
 }
 
-func verifyChange(c Change, cp ledger.Checkpoint) ChangeResult {
+func verifyChange(c Change, cp ledger.Checkpoint, s SampleDef) ChangeResult {
 	res := ChangeResult{ID: c.ID, Events: len(c.Events)}
 	bad := func(format string, args ...any) { res.Problems = append(res.Problems, fmt.Sprintf(format, args...)) }
 	if len(c.Events) == 0 {
@@ -185,6 +186,16 @@ func verifyChange(c Change, cp ledger.Checkpoint) ChangeResult {
 	}
 	for _, d := range diffStated(c.Stated, StatedOf(v)) {
 		bad("the binder states %s", d)
+	}
+	// A drawn change must belong to the population it was drawn from:
+	// promoted in the period, by its own events.
+	if s.Mode == "sample" {
+		switch {
+		case v.PromotedAt == nil:
+			bad("it was drawn from the changes promoted in [%s, %s), but its events show no promotion", s.From.Format(time.RFC3339), s.To.Format(time.RFC3339))
+		case v.PromotedAt.Before(s.From) || !v.PromotedAt.Before(s.To):
+			bad("it was drawn from the changes promoted in [%s, %s), but its events show it promoted at %s", s.From.Format(time.RFC3339), s.To.Format(time.RFC3339), v.PromotedAt.Format(time.RFC3339))
+		}
 	}
 	return res
 }
@@ -249,6 +260,10 @@ func verifyAnchor(ctx context.Context, a Anchor, cp ledger.Checkpoint, verifiers
 		return res
 	}
 	res.Size = acp.Size
+	if acp.Origin != cp.Origin {
+		res.Problem = fmt.Sprintf("the anchored checkpoint is of log %s, the binder's of %s", acp.Origin, cp.Origin)
+		return res
+	}
 	if err := ledger.VerifyConsistency(acp.Size, cp.Size, a.Consistency, acp.Root, cp.Root); err != nil {
 		res.Problem = fmt.Sprintf("the binder checkpoint does not extend the anchored checkpoint %d: %v", acp.Size, err)
 		return res

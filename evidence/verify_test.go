@@ -242,6 +242,9 @@ func TestVerifyCatchesTampering(t *testing.T) {
 				t.Fatalf("seed: %v %q", err, rep.Sample)
 			}
 		}},
+		{"claim a period the sampled changes were not promoted in", func(b *evidence.Bundle) {
+			b.Sample.To = b.Sample.From.Add(time.Second)
+		}, changeFails("but its events show it promoted at")},
 		{"swap a sampled change for another", func(b *evidence.Bundle) {
 			b.Changes[0], b.Changes[1] = b.Changes[1], b.Changes[0]
 		}, func(t *testing.T, rep evidence.Report, err error) {

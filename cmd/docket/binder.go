@@ -313,6 +313,9 @@ holds, 1 otherwise, 2 for unreadable input.`,
 		} else {
 			fmt.Fprintf(w, "ok      sample: %s\n", sampleLine(b.Sample))
 		}
+		if len(rep.Anchors) == 0 {
+			fmt.Fprintln(w, "note    anchors: the binder carries none; the checkpoint's time rests on the signature alone (no Bitcoin timestamp)")
+		}
 		for _, a := range rep.Anchors {
 			if a.Problem != "" {
 				fmt.Fprintf(w, "FAILED  anchor: %s\n", a.Problem)
