@@ -250,19 +250,31 @@ func (p *Portal) populationCSV(w http.ResponseWriter, r *http.Request) {
 	cw.Flush()
 }
 
-// csvWriter writes cells a spreadsheet shows as text: a cell that begins
-// with = + - @ or a tab or carriage return would be read as a formula (CSV
-// injection, OWASP), so it gets a leading apostrophe. Names, ids and
-// comments in the ledger come from agents and requesters.
+// csvWriter writes cells a spreadsheet shows as text (CSV injection,
+// OWASP): a cell that begins with = + - @ or a tab or carriage return
+// would be read as a formula, so it gets a leading apostrophe; so does
+// such a character after a ; , or tab inside a cell, where a spreadsheet
+// whose list separator is that character would start a new cell. Names
+// and ids in the ledger come from agents and requesters.
 type csvWriter struct{ *csv.Writer }
 
 func (cw csvWriter) Write(row []string) error {
 	for i, cell := range row {
-		if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) {
-			row[i] = "'" + cell
-		}
+		row[i] = neutralise(cell)
 	}
 	return cw.Writer.Write(row)
+}
+
+func neutralise(cell string) string {
+	const triggers, separators = "=+-@\t\r", ",;\t"
+	var b strings.Builder
+	for i := 0; i < len(cell); i++ {
+		if strings.IndexByte(triggers, cell[i]) >= 0 && (i == 0 || strings.IndexByte(separators, cell[i-1]) >= 0) {
+			b.WriteByte('\'')
+		}
+		b.WriteByte(cell[i])
+	}
+	return b.String()
 }
 
 func fmtTime(t *time.Time) string {

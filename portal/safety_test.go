@@ -30,14 +30,14 @@ func TestSafeNextRefusesOffSite(t *testing.T) {
 func TestCSVCellsAreNeverFormulas(t *testing.T) {
 	var buf bytes.Buffer
 	cw := csvWriter{csv.NewWriter(&buf)}
-	in := []string{"=HYPERLINK(\"http://evil.example\")", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx", "chg_01", "", "a=b"}
+	in := []string{"=HYPERLINK(\"http://evil.example\")", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx", "chg_01", "", "a=b", "agent;=2+3", "a,@b;c"}
 	cw.Write(append([]string(nil), in...))
 	cw.Flush()
 	got, err := csv.NewReader(&buf).Read()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"'=HYPERLINK(\"http://evil.example\")", "'+1", "'-2+3", "'@SUM(A1)", "'\tx", "'\rx", "chg_01", "", "a=b"}
+	want := []string{"'=HYPERLINK(\"http://evil.example\")", "'+1", "'-2+3", "'@SUM(A1)", "'\tx", "'\rx", "chg_01", "", "a=b", "agent;'=2+3", "a,'@b;c"}
 	for i := range want {
 		if got[i] != want[i] {
 			t.Errorf("cell %d: %q, want %q", i, got[i], want[i])

@@ -108,6 +108,23 @@ func TestAgentCLIAndHooks(t *testing.T) {
 	if _, errs := srv.gql(t, bobTok, `mutation($id: ID!, $h: String!) { approvePlan(input: {changeId: $id, planHash: $h, comment: "ok"}) { status } }`, map[string]any{"id": id, "h": hash}); errs != nil {
 		t.Fatal(errs)
 	}
+	// A repository that ships .docket/credential as a symbolic link does
+	// not get the secret written through it; session start refuses before
+	// asking for a session.
+	trap := gitRepo(t)
+	os.MkdirAll(filepath.Join(trap, ".docket"), 0o755)
+	os.WriteFile(filepath.Join(trap, "NOTES.md"), []byte("notes\n"), 0o644)
+	os.Symlink("../NOTES.md", filepath.Join(trap, ".docket", "credential"))
+	ts := exec.Command(bin, "agent", "session", "start", "--change", id)
+	ts.Dir, ts.Env = trap, append(os.Environ(), env...)
+	if out, err := ts.CombinedOutput(); err == nil || !strings.Contains(string(out), "not a regular file") {
+		t.Fatalf("session start through a symlink: %v %s", err, out)
+	}
+	if b, _ := os.ReadFile(filepath.Join(trap, "NOTES.md")); string(b) != "notes\n" {
+		t.Fatalf("the credential was written through the link: %q", b)
+	}
+	// A .docket/ folder from before (no .gitignore) gets one.
+	os.MkdirAll(filepath.Join(repo, ".docket"), 0o700)
 	// Started anywhere in the repository, the credential goes to its root,
 	// where the hooks look, and git never sees it.
 	start := exec.Command(bin, "agent", "session", "start", "--change", id)
@@ -165,6 +182,11 @@ func TestAgentCLIAndHooks(t *testing.T) {
 	if o, err := small.Output(); err != nil || !strings.Contains(string(o), `"permissionDecision":"allow"`) {
 		t.Fatalf("docket-hook: %v %s", err, o)
 	}
+	stray := exec.Command(buildHook(t), "claude-code", "--url", srv.url)
+	stray.Stdin, stray.Env = strings.NewReader(strings.ReplaceAll(string(raw), "CWD", repo)), append(os.Environ(), env...)
+	if o, err := stray.Output(); err != nil || !strings.Contains(string(o), `"permissionDecision":"deny"`) || !strings.Contains(string(o), "misconfigured") {
+		t.Fatalf("docket-hook with stray arguments: %v %s", err, o)
+	}
 	if code, out, _ := agent("action", "record", "--kind", "exec", "--use", "cmd:go test ./...=exec", "--command", "go test ./..."); code != 0 {
 		t.Fatalf("action record: %s", out)
 	}
@@ -220,6 +242,7 @@ func TestAgentCLIAndHooks(t *testing.T) {
 		"unknown flag":       {"", env, []string{"--tiemout", "1s"}, "misconfigured (unknown flag: --tiemout)"},
 		"bad flag value":     {"", env, []string{"--timeout", "soon"}, "misconfigured"},
 		"stray argument":     {"", env, []string{"extra"}, "misconfigured"},
+		"asked for help":     {"", env, []string{"--help"}, "asked for help"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			input := c.input
@@ -227,12 +250,10 @@ func TestAgentCLIAndHooks(t *testing.T) {
 				raw, _ := os.ReadFile("testdata/hooks/claude-code-edit.json")
 				input = strings.ReplaceAll(string(raw), "CWD", repo)
 			}
-			start := time.Now()
 			d, r := decision(hookRaw(t, bin, "claude-code", input, c.env, c.args...))
 			if d != "deny" || !strings.Contains(r, c.want) {
 				t.Fatalf("%s %q, want deny with %q", d, r, c.want)
 			}
-			_ = start
 		})
 	}
 }

@@ -22,11 +22,17 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 2 || client.Dialects[os.Args[1]].Name == "" {
+	if len(os.Args) < 2 || client.Dialects[os.Args[1]].Name == "" {
+		// Without a known agent there is no format to deny in; exit 2,
+		// which Claude Code, Gemini CLI and Codex all take as blocking.
 		fmt.Fprintln(os.Stderr, "usage: docket-hook claude-code|gemini|codex")
 		os.Exit(2)
 	}
 	d := client.Dialects[os.Args[1]]
+	if len(os.Args) > 2 {
+		json.NewEncoder(os.Stdout).Encode(client.Deny(d, "the hook is misconfigured (unexpected arguments %q); denied, since the call cannot be checked", os.Args[2:]))
+		return
+	}
 	cfg := client.HookConfig{URL: env("DOCKET_URL", "http://127.0.0.1:8080"), Credential: os.Getenv("DOCKET_CREDENTIAL"),
 		CredentialFile: env("DOCKET_CREDENTIAL_FILE", filepath.Join(".docket", "credential")), Timeout: 5 * time.Second}
 	if t, err := time.ParseDuration(os.Getenv("DOCKET_HOOK_TIMEOUT")); err == nil && t > 0 {

@@ -38,20 +38,20 @@ func (f *agentFlags) asAgent() (*client.Client, error) {
 
 // credPath is the credential file, relative paths taken from the root of
 // the repository the command runs in, where the hooks look for it.
-func (f *agentFlags) credPath() string {
+func (f *agentFlags) credPath(ctx context.Context) string {
 	wd, err := os.Getwd()
 	if err != nil {
 		return f.credFile
 	}
-	return client.CredentialPath(wd, f.credFile)
+	return client.CredentialPath(ctx, wd, f.credFile)
 }
 
 // session reads the session credential: the flag or env first, else the
 // credential file.
-func (f *agentFlags) session() (*client.Client, error) {
+func (f *agentFlags) session(ctx context.Context) (*client.Client, error) {
 	cred := f.credential
 	if cred == "" {
-		b, err := os.ReadFile(f.credPath())
+		b, err := os.ReadFile(f.credPath(ctx))
 		if err != nil {
 			return nil, usageErr("no session credential: set DOCKET_CREDENTIAL, or run docket agent session start (%v)", err)
 		}
@@ -165,6 +165,12 @@ func newAgentCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
+		path := f.credPath(c.Context())
+		if !*print {
+			if err := checkCredentialPath(path); err != nil {
+				return err
+			}
+		}
 		var out struct {
 			RequestSession struct{ Credential, ExpiresAt string } `json:"requestSession"`
 		}
@@ -175,7 +181,6 @@ func newAgentCmd() *cobra.Command {
 			fmt.Fprintf(c.OutOrStdout(), "export DOCKET_CREDENTIAL=%s\n", out.RequestSession.Credential)
 			return nil
 		}
-		path := f.credPath()
 		if err := writeCredential(path, out.RequestSession.Credential); err != nil {
 			return err
 		}
@@ -184,7 +189,7 @@ func newAgentCmd() *cobra.Command {
 	}
 	end := &cobra.Command{Use: "end", Short: "End the session; its credential dies", Args: cobra.NoArgs}
 	end.RunE = func(c *cobra.Command, _ []string) error {
-		cl, err := f.session()
+		cl, err := f.session(c.Context())
 		if err != nil {
 			return err
 		}
@@ -192,7 +197,7 @@ func newAgentCmd() *cobra.Command {
 			return apiErr(err)
 		}
 		if f.credential == "" {
-			os.Remove(f.credPath())
+			os.Remove(f.credPath(c.Context()))
 		}
 		fmt.Fprintln(c.OutOrStdout(), "session ended")
 		return nil
@@ -217,7 +222,7 @@ func newAgentCmd() *cobra.Command {
 			}
 			uses = append(uses, map[string]any{"resource": u[:i], "verb": u[i+1:]})
 		}
-		cl, err := f.session()
+		cl, err := f.session(c.Context())
 		if err != nil {
 			return err
 		}
@@ -242,7 +247,7 @@ func newAgentCmd() *cobra.Command {
 		if err != nil {
 			return usageErr("%v", err)
 		}
-		cl, err := f.session()
+		cl, err := f.session(c.Context())
 		if err != nil {
 			return err
 		}
@@ -287,23 +292,52 @@ func newAgentCmd() *cobra.Command {
 	return agent
 }
 
-// writeCredential keeps the session credential in a file only its owner
-// reads (0600, its folder 0700). A folder it creates gets a .gitignore of
-// "*", so the credential is never committed with the repository.
-func writeCredential(path, cred string) error {
+// checkCredentialPath refuses a credential file or folder that is not a
+// plain file or folder: a repository can ship a symbolic link there, and
+// following it would write the secret wherever it points. Session start
+// checks before it asks for a session, and again as it writes.
+func checkCredentialPath(path string) error {
 	dir := filepath.Dir(path)
-	if _, err := os.Stat(dir); os.IsNotExist(err) {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(dir, ".gitignore"), []byte("# Docket's session credential: never commit it\n*\n"), 0o644); err != nil {
-			return err
-		}
+	if st, err := os.Lstat(dir); err == nil && !st.IsDir() {
+		return failed(fmt.Errorf("%s is not a folder (a symbolic link?); the credential is not written through it", dir))
 	}
-	if err := os.WriteFile(path, []byte(cred+"\n"), 0o600); err != nil {
+	if st, err := os.Lstat(path); err == nil && !st.Mode().IsRegular() {
+		return failed(fmt.Errorf("%s is not a regular file (a symbolic link?); the credential is not written through it", path))
+	}
+	return nil
+}
+
+// writeCredential keeps the session credential in a file only its owner
+// reads (0600), written to a temporary file and renamed into place, which
+// replaces whatever is at path rather than writing through it. Its folder
+// gets a .gitignore of "*", so the credential is never committed.
+func writeCredential(path, cred string) error {
+	if err := checkCredentialPath(path); err != nil {
 		return err
 	}
-	return os.Chmod(path, 0o600)
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	ignore := filepath.Join(dir, ".gitignore")
+	if _, err := os.Lstat(ignore); os.IsNotExist(err) {
+		if err := os.WriteFile(ignore, []byte("# Docket's session credential: never commit it\n*\n"), 0o644); err != nil {
+			return err
+		}
+	}
+	tmp, err := os.CreateTemp(dir, ".credential-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.WriteString(cred + "\n"); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 // recordAction records an action and returns its verdicts' reasons.

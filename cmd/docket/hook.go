@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -36,6 +37,13 @@ func newHookCmd() *cobra.Command {
 			},
 		}
 		cmd.SetFlagErrorFunc(refuse)
+		// --help shows the usage on stderr, for a person; the agent still
+		// reads a deny on stdout.
+		cmd.SetHelpFunc(func(c *cobra.Command, _ []string) {
+			c.SetOut(c.ErrOrStderr())
+			c.Usage()
+			json.NewEncoder(os.Stdout).Encode(client.Deny(d, "the hook was asked for help, not a decision; denied"))
+		})
 		hook.AddCommand(cmd)
 	}
 	hook.AddCommand(newHookInstallCmd())

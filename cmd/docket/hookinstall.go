@@ -53,9 +53,12 @@ func newHookInstallCmd() *cobra.Command {
 		if filepath.Base(*bin) == "docket" {
 			command = prog + " hook " + hs.commandName
 		}
-		after, err := mergeHooks(before, hs.pre, hs.post, command)
+		after, notes, err := mergeHooks(before, hs.pre, hs.post, command)
 		if err != nil {
 			return usageErr("%s: %v", path, err)
+		}
+		for _, n := range notes {
+			fmt.Fprintf(c.ErrOrStderr(), "%s: %s\n", path, n)
 		}
 		if bytes.Equal(before, after) {
 			fmt.Fprintf(c.OutOrStdout(), "%s already has Docket's hooks\n", path)
@@ -111,17 +114,17 @@ func hookProgram(name string) (string, error) {
 // mergeHooks adds a command hook for pre and post events to a settings
 // document, keeping every other key and hook where it was; it changes
 // nothing when a hook for all tools already runs the command.
-func mergeHooks(doc []byte, pre, post, command string) ([]byte, error) {
+func mergeHooks(doc []byte, pre, post, command string) (out []byte, notes []string, err error) {
 	var settings jsonObject
 	if len(bytes.TrimSpace(doc)) > 0 {
 		if err := json.Unmarshal(doc, &settings); err != nil {
-			return nil, fmt.Errorf("not a JSON object: %v", err)
+			return nil, nil, fmt.Errorf("not a JSON object: %v", err)
 		}
 	}
 	var hooks jsonObject
 	if raw, ok := settings.get("hooks"); ok && string(raw) != "null" {
 		if err := json.Unmarshal(raw, &hooks); err != nil {
-			return nil, fmt.Errorf(`"hooks" is not an object`)
+			return nil, nil, fmt.Errorf(`"hooks": %v`, err)
 		}
 	}
 	changed := false
@@ -129,40 +132,47 @@ func mergeHooks(doc []byte, pre, post, command string) ([]byte, error) {
 		var list []json.RawMessage
 		if raw, ok := hooks.get(event); ok && string(raw) != "null" {
 			if err := json.Unmarshal(raw, &list); err != nil {
-				return nil, fmt.Errorf(`"hooks.%s" is not a list`, event)
+				return nil, nil, fmt.Errorf(`"hooks.%s" is not a list`, event)
 			}
 		}
-		if hasCommand(list, command) {
+		if has, other := hasCommand(list, command); has {
+			if other != "" {
+				notes = append(notes, fmt.Sprintf("%s already runs Docket's hook as %q; left as it is", event, other))
+			}
 			continue
 		}
 		entry, err := marshal(hookEntry{Matcher: "*", Hooks: []commandHook{{Type: "command", Command: command}}})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		list = append(list, entry)
 		raw, err := marshal(list)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		hooks.set(event, raw)
 		changed = true
 	}
 	if !changed {
-		return doc, nil
+		return doc, notes, nil
 	}
 	raw, err := marshal(hooks)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	settings.set("hooks", raw)
-	var out bytes.Buffer
-	enc := json.NewEncoder(&out)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", indentOf(doc))
 	if err := enc.Encode(settings); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return out.Bytes(), nil
+	out = buf.Bytes()
+	if bytes.Contains(doc, []byte("\r\n")) {
+		out = bytes.ReplaceAll(out, []byte("\n"), []byte("\r\n"))
+	}
+	return out, notes, nil
 }
 
 // hookEntry is one entry of an event's hook list, in the agents' shape.
@@ -176,21 +186,51 @@ type commandHook struct {
 	Command string `json:"command"`
 }
 
-// hasCommand reports whether a hook list runs command for every tool (a
-// hook under a narrower matcher does not check the other tools' calls).
-func hasCommand(list []json.RawMessage, command string) bool {
+// hasCommand reports whether a hook list runs Docket's hook for every tool
+// (a hook under a narrower matcher does not check the other tools' calls).
+// A Docket hook for the same agent under another path counts (a second
+// would record every call twice); it is returned as other.
+func hasCommand(list []json.RawMessage, command string) (has bool, other string) {
 	for _, raw := range list {
 		var entry hookEntry
 		if json.Unmarshal(raw, &entry) != nil || (entry.Matcher != "*" && entry.Matcher != "" && entry.Matcher != ".*") {
 			continue
 		}
 		for _, h := range entry.Hooks {
+			if h.Type != "command" {
+				continue
+			}
 			if h.Command == command {
-				return true
+				return true, ""
+			}
+			if sameDocketHook(h.Command, command) {
+				has, other = true, h.Command
 			}
 		}
 	}
-	return false
+	return has, other
+}
+
+// sameDocketHook reports whether two hook commands both run Docket's hook
+// for the same agent (docket-hook AGENT or docket hook AGENT), whatever the
+// program's path.
+func sameDocketHook(a, b string) bool {
+	key := func(cmd string) string {
+		w := strings.Fields(cmd)
+		if len(w) == 0 {
+			return ""
+		}
+		prog := filepath.Base(strings.Trim(w[0], `'"`))
+		switch {
+		case prog == "docket-hook" && len(w) == 2:
+			return w[1]
+		case prog == "docket" && len(w) == 3 && w[1] == "hook":
+			return w[2]
+		}
+		return ""
+	}
+	ka := key(a)
+	return ka != "" && ka == key(b)
 }
 
 // indentOf is the indentation a settings file uses (its first indented
@@ -256,6 +296,11 @@ func (o *jsonObject) UnmarshalJSON(b []byte) error {
 		t, err := dec.Token()
 		if err != nil {
 			return err
+		}
+		// Agents keep the last of repeated keys, this merge the first:
+		// rather than guess, refuse.
+		if _, dup := o.get(t.(string)); dup {
+			return fmt.Errorf("the key %q appears twice", t)
 		}
 		var v json.RawMessage
 		if err := dec.Decode(&v); err != nil {

@@ -111,11 +111,7 @@ func resolveRepo(ctx context.Context, dir string) (repoInfo, error) {
 	if r, ok := readRepo(dir); ok {
 		return r, nil
 	}
-	top, err := exec.CommandContext(ctx, "git", "-C", dir, "rev-parse", "--show-toplevel").Output()
-	if err != nil {
-		return repoInfo{}, fmt.Errorf("%s is not in a git repository", dir)
-	}
-	root, err := filepath.EvalSymlinks(strings.TrimSpace(string(top)))
+	root, err := RepoRoot(ctx, dir)
 	if err != nil {
 		return repoInfo{}, err
 	}
@@ -311,28 +307,9 @@ func promptHosts(prompt string) ([]use, error) {
 func mapCodex(in hookInput, repo repoInfo) (string, []use, string, error) {
 	switch in.ToolName {
 	case "Bash", "shell", "exec_command":
-		var m map[string]any
-		json.Unmarshal(in.ToolInput, &m)
-		cmd, _ := m["command"].(string)
-		if c, ok := m["cmd"].(string); ok && cmd == "" {
-			cmd = c // exec_command names its command line cmd
-		}
-		if parts, ok := m["command"].([]any); ok {
-			argv := make([]string, len(parts))
-			for i, p := range parts {
-				s, ok := p.(string)
-				if !ok {
-					return "", nil, "", errors.New("shell call with an argument that is not a string")
-				}
-				argv[i] = s
-			}
-			var err error
-			if cmd, err = commandLine(argv); err != nil {
-				return "", nil, "", err
-			}
-		}
-		if cmd == "" {
-			return "", nil, "", errors.New("shell call without a command")
+		cmd, err := codexCommand(in.ToolName, in.ToolInput)
+		if err != nil {
+			return "", nil, "", err
 		}
 		return "exec", []use{{"cmd:" + cmd, "exec"}}, cmd, nil
 	case "apply_patch":
@@ -361,15 +338,80 @@ func mapCodex(in hookInput, repo repoInfo) (string, []use, string, error) {
 	return mapClaudeCode(in, repo)
 }
 
-// shells are the programs whose "-c SCRIPT" runs SCRIPT: an argv of
-// ["bash", "-lc", "go test ./..."] is the command line "go test ./...".
+// codexCommand is the command line a Codex shell call runs. Bash carries
+// it in command; exec_command runs cmd, through shell when one is named;
+// the older shell tool carries an argv in command. A call naming its
+// command twice, differently, is refused: what runs must be what is
+// recorded.
+func codexCommand(tool string, raw json.RawMessage) (string, error) {
+	var in struct {
+		Command any    `json:"command"`
+		Cmd     any    `json:"cmd"`
+		Shell   string `json:"shell"`
+	}
+	if err := json.Unmarshal(raw, &in); err != nil {
+		return "", fmt.Errorf("shell call input: %v", err)
+	}
+	line := func(v any) (string, error) {
+		switch v := v.(type) {
+		case string:
+			return v, nil
+		case []any:
+			argv := make([]string, len(v))
+			for i, p := range v {
+				s, ok := p.(string)
+				if !ok {
+					return "", errors.New("shell call with an argument that is not a string")
+				}
+				argv[i] = s
+			}
+			return commandLine(argv)
+		case nil:
+			return "", nil
+		}
+		return "", errors.New("shell call whose command is neither a string nor a list")
+	}
+	cmd, err := line(in.Command)
+	if err != nil {
+		return "", err
+	}
+	if tool == "exec_command" {
+		c, err := line(in.Cmd)
+		if err != nil {
+			return "", err
+		}
+		if cmd != "" && c != cmd {
+			return "", fmt.Errorf("exec_command names two commands (cmd %q, command %q)", c, cmd)
+		}
+		cmd = c
+		if in.Shell != "" && cmd != "" {
+			if cmd, err = commandLine([]string{in.Shell, "-c", cmd}); err != nil {
+				return "", err
+			}
+		}
+	}
+	if cmd == "" {
+		return "", errors.New("shell call without a command")
+	}
+	return cmd, nil
+}
+
+// shells are the programs whose "-c SCRIPT" runs SCRIPT, by the names a
+// PATH lookup or the system directories give them: an argv of
+// ["bash", "-lc", "go test ./..."] is the command line "go test ./...",
+// while ["./bash", "-c", …] runs whatever ./bash is and is recorded whole.
 var shells = map[string]bool{"sh": true, "bash": true, "zsh": true, "dash": true, "ksh": true}
+
+func isShell(prog string) bool {
+	dir, name := filepath.Split(prog)
+	return shells[name] && (dir == "" || dir == "/bin/" || dir == "/usr/bin/")
+}
 
 // commandLine is the command line an argv runs, as scope rules name it:
 // a known shell's -c script as it stands, any other argv quoted for a
 // POSIX shell, so ["rm", "-rf", "a b"] cannot pass for "rm -rf a b".
 func commandLine(argv []string) (string, error) {
-	if len(argv) == 3 && shells[filepath.Base(argv[0])] && (argv[1] == "-c" || argv[1] == "-lc") {
+	if len(argv) == 3 && isShell(argv[0]) && (argv[1] == "-c" || argv[1] == "-lc") {
 		return argv[2], nil
 	}
 	words := make([]string, len(argv))
@@ -479,17 +521,38 @@ func errOr(err error, s string) string {
 	return s
 }
 
-// RepoRoot is the top of the git working tree holding dir: the nearest
-// directory with a .git entry (a directory, or a file in worktrees and
-// submodules), symlinks resolved.
-func RepoRoot(dir string) (string, bool) {
+// RepoRoot is the top of the git working tree holding dir, as git finds
+// it (symlinks resolved): the hooks and session start agree on it.
+func RepoRoot(ctx context.Context, dir string) (string, error) {
+	if root, ok := findRoot(dir); ok {
+		return root, nil
+	}
+	top, err := exec.CommandContext(ctx, "git", "-C", dir, "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		return "", fmt.Errorf("%s is not in a git repository", dir)
+	}
+	return filepath.EvalSymlinks(strings.TrimSpace(string(top)))
+}
+
+// findRoot walks up from dir to the nearest directory whose .git is a git
+// directory, checked as git checks it (HEAD, objects, refs), so an empty
+// or broken .git on the way is passed over as git passes it over. It
+// reports false when it meets a .git file (worktrees, submodules) or no
+// repository, and git must be asked.
+func findRoot(dir string) (string, bool) {
 	d, err := filepath.EvalSymlinks(dir)
 	if err != nil {
 		return "", false
 	}
 	for {
-		if _, err := os.Lstat(filepath.Join(d, ".git")); err == nil {
-			return d, true
+		gd := filepath.Join(d, ".git")
+		if st, err := os.Stat(gd); err == nil {
+			if !st.IsDir() {
+				return "", false
+			}
+			if isGitDir(gd) {
+				return d, true
+			}
 		}
 		parent := filepath.Dir(d)
 		if parent == d {
@@ -499,13 +562,22 @@ func RepoRoot(dir string) (string, bool) {
 	}
 }
 
+func isGitDir(gd string) bool {
+	for _, name := range []string{"HEAD", "objects", "refs"} {
+		if _, err := os.Stat(filepath.Join(gd, name)); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
 // CredentialPath is where the session credential file is for a command
 // run in dir: file itself when absolute, else file under dir's repository
 // root (dir itself outside a repository). Session start and the hooks
 // agree on it wherever in the repository each runs.
-func CredentialPath(dir, file string) string {
-	root, ok := RepoRoot(dir)
-	if !ok {
+func CredentialPath(ctx context.Context, dir, file string) string {
+	root, err := RepoRoot(ctx, dir)
+	if err != nil {
 		root = dir
 	}
 	return credentialIn(root, file)
@@ -518,35 +590,22 @@ func credentialIn(root, file string) string {
 	return filepath.Join(root, file)
 }
 
-// readRepo finds the nearest directory holding a .git directory and reads
-// the origin remote from its config.
+// readRepo finds the repository of dir without a git process: its root
+// by findRoot and the origin remote from its config.
 func readRepo(dir string) (repoInfo, bool) {
-	d, err := filepath.EvalSymlinks(dir)
+	root, ok := findRoot(dir)
+	if !ok {
+		return repoInfo{}, false
+	}
+	remote, ok := originURL(filepath.Join(root, ".git", "config"))
+	if !ok {
+		return repoInfo{}, false
+	}
+	uri, err := repoURI(remote)
 	if err != nil {
 		return repoInfo{}, false
 	}
-	for {
-		st, err := os.Stat(filepath.Join(d, ".git"))
-		if err == nil {
-			if !st.IsDir() {
-				return repoInfo{}, false // a worktree or submodule: ask git
-			}
-			remote, ok := originURL(filepath.Join(d, ".git", "config"))
-			if !ok {
-				return repoInfo{}, false
-			}
-			uri, err := repoURI(remote)
-			if err != nil {
-				return repoInfo{}, false
-			}
-			return repoInfo{root: d, uri: uri}, true
-		}
-		parent := filepath.Dir(d)
-		if parent == d {
-			return repoInfo{}, false
-		}
-		d = parent
-	}
+	return repoInfo{root: root, uri: uri}, true
 }
 
 // originURL reads [remote "origin"] url = … from a git config file.

@@ -210,6 +210,11 @@ func TestMapToolCalls(t *testing.T) {
 		{"codex argv with spaces", "codex", "shell", `{"command":["rm","-rf","a b"]}`, []use{{"cmd:rm -rf 'a b'", "exec"}}},
 		{"codex argv of four words", "codex", "shell", `{"command":["bash","-c","ls","extra"]}`, []use{{"cmd:bash -c ls extra", "exec"}}},
 		{"codex exec_command cmd", "codex", "exec_command", `{"cmd":"go vet ./..."}`, []use{{"cmd:go vet ./...", "exec"}}},
+		{"codex argv through /usr/bin/bash", "codex", "shell", `{"command":["/usr/bin/bash","-c","make"]}`, []use{{"cmd:make", "exec"}}},
+		{"codex argv through a program named bash elsewhere", "codex", "shell", `{"command":["/tmp/evil/bash","-c","go test ./..."]}`, []use{{"cmd:/tmp/evil/bash -c 'go test ./...'", "exec"}}},
+		{"codex argv through ./bash", "codex", "shell", `{"command":["./bash","-lc","ls"]}`, []use{{"cmd:./bash -lc ls", "exec"}}},
+		{"codex exec_command through a system shell", "codex", "exec_command", `{"cmd":"ls","shell":"/bin/zsh"}`, []use{{"cmd:ls", "exec"}}},
+		{"codex exec_command through another shell", "codex", "exec_command", `{"cmd":"ls","shell":"/opt/x/zsh"}`, []use{{"cmd:/opt/x/zsh -c ls", "exec"}}},
 	} {
 		got, err := call(c.agent, c.tool, c.input)
 		if err != nil || !reflect.DeepEqual(got, c.want) {
@@ -225,6 +230,9 @@ func TestMapToolCalls(t *testing.T) {
 		{"patch naming no file", "codex", "apply_patch", `{"command":"*** Begin Patch\n*** End Patch"}`},
 		{"half an MCP name", "codex", "mcp__github", `{}`},
 		{"argv with a number", "codex", "shell", `{"command":["sleep",5]}`},
+		{"exec_command naming two commands", "codex", "exec_command", `{"cmd":"rm -rf ~","command":"ls"}`},
+		{"exec_command naming two commands, one an argv", "codex", "exec_command", `{"cmd":"rm -rf ~","command":["ls"]}`},
+		{"command of another type", "codex", "Bash", `{"command":{"x":1}}`},
 		{"argv with a NUL", "codex", "shell", `{"command":["rm","a\u0000b"]}`},
 	} {
 		if got, err := call(c.agent, c.tool, c.input); err == nil {
@@ -297,24 +305,47 @@ func answering(t *testing.T, body string) HookConfig {
 	return HookConfig{URL: srv.URL, Credential: "dkt_sess_x", Timeout: time.Second}
 }
 
+// Session start writes the credential where the hooks read it, from any
+// folder of the repository: past an empty or broken .git on the way up (as
+// git passes them over), in a worktree, and outside any repository.
 func TestCredentialPath(t *testing.T) {
+	ctx := context.Background()
 	repo := gitRepo(t, "https://github.com/acme/api.git")
 	sub := filepath.Join(repo, "src", "billing")
-	os.MkdirAll(sub, 0o755)
+	fixture := filepath.Join(repo, "testdata", "fixture")
+	vendored := filepath.Join(repo, "vendor", "x")
+	for _, d := range []string{sub, filepath.Join(fixture, ".git"), vendored} {
+		os.MkdirAll(d, 0o755)
+	}
+	os.Symlink("/nonexistent", filepath.Join(vendored, ".git"))
+	os.WriteFile(filepath.Join(repo, "README"), []byte("x\n"), 0o644)
+	git(t, repo, "add", "README")
+	git(t, repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "x")
 	wt := filepath.Join(t.TempDir(), "wt")
-	os.MkdirAll(wt, 0o755)
-	os.WriteFile(filepath.Join(wt, ".git"), []byte("gitdir: "+repo+"/.git/worktrees/wt\n"), 0o644)
+	git(t, repo, "worktree", "add", "-q", wt)
 	wt, _ = filepath.EvalSymlinks(wt)
 	outside, _ := filepath.EvalSymlinks(t.TempDir())
-	for _, c := range []struct{ dir, file, want string }{
-		{repo, ".docket/credential", filepath.Join(repo, ".docket", "credential")},
-		{sub, ".docket/credential", filepath.Join(repo, ".docket", "credential")},
-		{wt, ".docket/credential", filepath.Join(wt, ".docket", "credential")},
-		{outside, ".docket/credential", filepath.Join(outside, ".docket", "credential")},
-		{sub, "/run/secrets/cred", "/run/secrets/cred"},
+	cred := filepath.Join(".docket", "credential")
+	for _, c := range []struct{ dir, want string }{
+		{repo, filepath.Join(repo, cred)},
+		{sub, filepath.Join(repo, cred)},
+		{fixture, filepath.Join(repo, cred)},
+		{vendored, filepath.Join(repo, cred)},
+		{wt, filepath.Join(wt, cred)},
 	} {
-		if got := CredentialPath(c.dir, c.file); got != c.want {
-			t.Errorf("CredentialPath(%s, %s) = %s, want %s", c.dir, c.file, got, c.want)
+		if got := CredentialPath(ctx, c.dir, cred); got != c.want {
+			t.Errorf("CredentialPath(%s) = %s, want %s", c.dir, got, c.want)
 		}
+		// The hook reads the credential under the root it resolves.
+		r, err := resolveRepo(ctx, c.dir)
+		if err != nil || credentialIn(r.root, cred) != c.want {
+			t.Errorf("the hook in %s reads %s (%v), session start writes %s", c.dir, credentialIn(r.root, cred), err, c.want)
+		}
+	}
+	if got := CredentialPath(ctx, outside, cred); got != filepath.Join(outside, cred) {
+		t.Errorf("outside a repository: %s", got)
+	}
+	if got := CredentialPath(ctx, sub, "/run/secrets/cred"); got != "/run/secrets/cred" {
+		t.Errorf("an absolute path moved: %s", got)
 	}
 }
