@@ -243,7 +243,8 @@ func (l *Log) AddCheckpoint(ctx context.Context, cp ledger.Checkpoint, signed []
 		return err
 	}
 	if found && cp.Size <= last.Size {
-		return fmt.Errorf("checkpoint of size %d is not larger than the stored %d", cp.Size, last.Size)
+		// Another node got there first: a lost race, like a conflict.
+		return fmt.Errorf("checkpoint of size %d is not larger than the stored %d: %w", cp.Size, last.Size, ledger.ErrWrongRevision)
 	}
 	return l.appendCheckpointStream(ctx, kurrentdb.Revision(lastRev), typeCheckpointSigned, checkpointSigned{
 		Size: cp.Size, Root: cp.Root, Note: string(signed), SignedAt: time.Now().UTC().Format(time.RFC3339Nano)})
