@@ -45,8 +45,7 @@ import (
 
 // Defaults for Config.
 const (
-	DefaultPrefix           = "docket-"
-	DefaultCheckpointStream = "docket.checkpoints"
+	DefaultPrefix = "docket-"
 )
 
 // readPage is how many events one read asks for.
@@ -76,7 +75,8 @@ type Remote struct {
 	// Prefix is prepended to every ledger stream name (default "docket-").
 	Prefix string
 	// CheckpointStream holds the ledger id, keys and signed checkpoints
-	// (default "docket.checkpoints"); it must not start with Prefix.
+	// (default: the prefix without its trailing separator, then
+	// ".checkpoints": "docket.checkpoints"); it must not start with Prefix.
 	CheckpointStream string
 	// Logger receives connection trouble (default slog.Default()).
 	Logger *slog.Logger
@@ -88,7 +88,7 @@ func Dial(r Remote) (*Log, error) {
 		r.Prefix = DefaultPrefix
 	}
 	if r.CheckpointStream == "" {
-		r.CheckpointStream = DefaultCheckpointStream
+		r.CheckpointStream = strings.TrimRight(r.Prefix, "-_.:") + ".checkpoints"
 	}
 	if r.Logger == nil {
 		r.Logger = slog.Default()
