@@ -633,24 +633,7 @@ const pageSize = 1024
 // ReadAll yields records in position order from position from, up to the
 // end of what this node has indexed.
 func (s *Store) ReadAll(ctx context.Context, from uint64) iter.Seq2[ledger.Record, error] {
-	return func(yield func(ledger.Record, error) bool) {
-		for {
-			page, err := s.page(ctx, from, pageSize)
-			if err != nil {
-				yield(ledger.Record{}, err)
-				return
-			}
-			for _, r := range page {
-				if !yield(r, nil) {
-					return
-				}
-			}
-			if len(page) < pageSize {
-				return
-			}
-			from = page[len(page)-1].Position + 1
-		}
-	}
+	return ledger.ReadPages(ctx, from, pageSize, s.readPage)
 }
 
 // Subscribe yields every record from position from: those indexed, then
@@ -658,38 +641,11 @@ func (s *Store) ReadAll(ctx context.Context, from uint64) iter.Seq2[ledger.Recor
 // subscription to $all resumes after its last event when it drops (a
 // leader change, a restart), so this one neither skips nor repeats.
 func (s *Store) Subscribe(ctx context.Context, from uint64) iter.Seq2[ledger.Record, error] {
-	return func(yield func(ledger.Record, error) bool) {
-		for {
-			wake, err := s.wake()
-			if err != nil {
-				yield(ledger.Record{}, err)
-				return
-			}
-			page, err := s.page(ctx, from, pageSize)
-			if err != nil {
-				if ctx.Err() != nil {
-					err = ctx.Err()
-				}
-				yield(ledger.Record{}, err)
-				return
-			}
-			for _, r := range page {
-				if !yield(r, nil) {
-					return
-				}
-				from = r.Position + 1
-			}
-			if len(page) == pageSize {
-				continue
-			}
-			select {
-			case <-ctx.Done():
-				yield(ledger.Record{}, ctx.Err())
-				return
-			case <-wake:
-			}
-		}
-	}
+	return ledger.SubscribePages(ctx, from, pageSize, s.readPage, s.wake)
+}
+
+func (s *Store) readPage(ctx context.Context, from uint64) ([]ledger.Record, error) {
+	return s.page(ctx, from, pageSize)
 }
 
 func (s *Store) page(ctx context.Context, from uint64, n int) ([]ledger.Record, error) {

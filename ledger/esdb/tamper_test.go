@@ -117,6 +117,23 @@ func reappend(t *testing.T, c *kurrentdb.Client, stream string, canon ...[]byte)
 	}
 }
 
+// rewrite soft-deletes change-1 and re-appends its events' canonical bytes
+// as collect arranges them (altered, reordered).
+func rewrite(collect func(b []byte, canon [][]byte) [][]byte) func(*testing.T, signed, *kurrentdb.Client) {
+	return func(t *testing.T, o signed, c *kurrentdb.Client) {
+		if _, err := c.DeleteStream(context.Background(), o.remote.Prefix+"change-1", kurrentdb.DeleteStreamOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		var canon [][]byte
+		for _, r := range o.records {
+			if r.Event.Stream == "change-1" {
+				canon = collect(r.Canonical, canon)
+			}
+		}
+		reappend(t, c, o.remote.Prefix+"change-1", canon...)
+	}
+}
+
 func TestVerifyIntact(t *testing.T) {
 	o := buildSigned(t)
 	rep, err := verify(t, o.remote, o.fp, o.notes[5:6])
@@ -169,68 +186,28 @@ func TestVerifyCatchesTampering(t *testing.T) {
 		},
 		{
 			name: "event altered: stream deleted and re-appended with different data",
-			edit: func(t *testing.T, o signed, c *kurrentdb.Client) {
-				if _, err := c.DeleteStream(ctx, o.remote.Prefix+"change-1", kurrentdb.DeleteStreamOptions{}); err != nil {
-					t.Fatal(err)
-				}
-				var canon [][]byte
-				for _, r := range o.records {
-					if r.Event.Stream == "change-1" {
-						canon = append(canon, bytes.Replace(r.Canonical, []byte(`"Step"`), []byte(`"Stop"`), 1))
-					}
-				}
-				reappend(t, c, o.remote.Prefix+"change-1", canon...)
-			},
+			edit: rewrite(func(b []byte, canon [][]byte) [][]byte {
+				return append(canon, bytes.Replace(b, []byte(`"Step"`), []byte(`"Stop"`), 1))
+			}),
 			position: 1, reason: []string{"event missing", "change-1 revision 0"},
 		},
 		{
 			name:     "event altered, then scavenged",
 			scavenge: true,
-			edit: func(t *testing.T, o signed, c *kurrentdb.Client) {
-				if _, err := c.DeleteStream(ctx, o.remote.Prefix+"change-1", kurrentdb.DeleteStreamOptions{}); err != nil {
-					t.Fatal(err)
-				}
-				var canon [][]byte
-				for _, r := range o.records {
-					if r.Event.Stream == "change-1" {
-						canon = append(canon, bytes.Replace(r.Canonical, []byte(`"Step"`), []byte(`"Stop"`), 1))
-					}
-				}
-				reappend(t, c, o.remote.Prefix+"change-1", canon...)
-			},
+			edit: rewrite(func(b []byte, canon [][]byte) [][]byte {
+				return append(canon, bytes.Replace(b, []byte(`"Step"`), []byte(`"Stop"`), 1))
+			}),
 			position: 1, reason: []string{"do not match the signed checkpoint"},
 		},
 		{
-			name: "stream reordered: deleted and its events re-appended in another order",
-			edit: func(t *testing.T, o signed, c *kurrentdb.Client) {
-				if _, err := c.DeleteStream(ctx, o.remote.Prefix+"change-1", kurrentdb.DeleteStreamOptions{}); err != nil {
-					t.Fatal(err)
-				}
-				var canon [][]byte
-				for _, r := range o.records {
-					if r.Event.Stream == "change-1" {
-						canon = append([][]byte{r.Canonical}, canon...)
-					}
-				}
-				reappend(t, c, o.remote.Prefix+"change-1", canon...)
-			},
+			name:     "stream reordered: deleted and its events re-appended in another order",
+			edit:     rewrite(func(b []byte, canon [][]byte) [][]byte { return append([][]byte{b}, canon...) }),
 			position: 1, reason: []string{"event missing", "change-1 revision 0"},
 		},
 		{
 			name:     "stream reordered, then scavenged",
 			scavenge: true,
-			edit: func(t *testing.T, o signed, c *kurrentdb.Client) {
-				if _, err := c.DeleteStream(ctx, o.remote.Prefix+"change-1", kurrentdb.DeleteStreamOptions{}); err != nil {
-					t.Fatal(err)
-				}
-				var canon [][]byte
-				for _, r := range o.records {
-					if r.Event.Stream == "change-1" {
-						canon = append([][]byte{r.Canonical}, canon...)
-					}
-				}
-				reappend(t, c, o.remote.Prefix+"change-1", canon...)
-			},
+			edit:     rewrite(func(b []byte, canon [][]byte) [][]byte { return append([][]byte{b}, canon...) }),
 			position: 1, reason: []string{"do not match the signed checkpoint"},
 		},
 		{

@@ -422,18 +422,29 @@ func (v streamsService) Append(srv grpc.ClientStreamingServer[api.AppendReq, api
 	return srv.SendAndClose(success(st, evs[len(evs)-1].position))
 }
 
+// deletable returns the stream a delete or tombstone may act on: not
+// tombstoned, and at the expected revision if one is given. s.mu is held.
+func (s *Server) deletable(ctx context.Context, name string, rev uint64, exact bool) (*stream, error) {
+	st := s.stream(name)
+	if st.tombstoned {
+		return nil, streamDeleted(ctx, name)
+	}
+	if exact && int64(rev) != st.last {
+		return nil, status.Errorf(codes.FailedPrecondition, "wrong expected version")
+	}
+	return st, nil
+}
+
 func (v streamsService) Delete(ctx context.Context, req *api.DeleteReq) (*api.DeleteResp, error) {
 	o := req.GetOptions()
 	name := string(o.GetStreamIdentifier().GetStreamName())
 	s := v.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.stream(name)
-	if st.tombstoned {
-		return nil, streamDeleted(ctx, name)
-	}
-	if r, ok := o.ExpectedStreamRevision.(*api.DeleteReq_Options_Revision); ok && int64(r.Revision) != st.last {
-		return nil, status.Errorf(codes.FailedPrecondition, "wrong expected version")
+	_, exact := o.ExpectedStreamRevision.(*api.DeleteReq_Options_Revision)
+	st, err := s.deletable(ctx, name, o.GetRevision(), exact)
+	if err != nil {
+		return nil, err
 	}
 	st.deleted = true
 	st.tb = uint64(st.last + 1)
@@ -447,12 +458,10 @@ func (v streamsService) Tombstone(ctx context.Context, req *api.TombstoneReq) (*
 	s := v.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.stream(name)
-	if st.tombstoned {
-		return nil, streamDeleted(ctx, name)
-	}
-	if r, ok := o.ExpectedStreamRevision.(*api.TombstoneReq_Options_Revision); ok && int64(r.Revision) != st.last {
-		return nil, status.Errorf(codes.FailedPrecondition, "wrong expected version")
+	_, exact := o.ExpectedStreamRevision.(*api.TombstoneReq_Options_Revision)
+	st, err := s.deletable(ctx, name, o.GetRevision(), exact)
+	if err != nil {
+		return nil, err
 	}
 	e := &event{stream: name, revision: tombstoneRevision, id: uuid.New(), position: s.nextPos,
 		meta: map[string]string{"type": "$streamDeleted", "content-type": "application/octet-stream", "created": strconv.FormatInt(time.Now().UnixNano()/100, 10)}}
