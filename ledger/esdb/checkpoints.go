@@ -242,11 +242,17 @@ func (l *Log) AddCheckpoint(ctx context.Context, cp ledger.Checkpoint, signed []
 	if err != nil {
 		return err
 	}
-	if found && cp.Size <= last.Size {
+	return l.addCheckpointAt(ctx, &cpSnapshot{last: last, found: found, lastRev: lastRev}, cp, signed)
+}
+
+// addCheckpointAt appends a checkpoint right after the checkpoint stream
+// as snap saw it.
+func (l *Log) addCheckpointAt(ctx context.Context, snap *cpSnapshot, cp ledger.Checkpoint, signed []byte) error {
+	if snap.found && cp.Size <= snap.last.Size {
 		// Another node got there first: a lost race, like a conflict.
-		return fmt.Errorf("checkpoint of size %d is not larger than the stored %d: %w", cp.Size, last.Size, ledger.ErrWrongRevision)
+		return fmt.Errorf("checkpoint of size %d is not larger than the stored %d: %w", cp.Size, snap.last.Size, ledger.ErrWrongRevision)
 	}
-	return l.appendCheckpointStream(ctx, kurrentdb.Revision(lastRev), typeCheckpointSigned, checkpointSigned{
+	return l.appendCheckpointStream(ctx, kurrentdb.Revision(snap.lastRev), typeCheckpointSigned, checkpointSigned{
 		Size: cp.Size, Root: cp.Root, Note: string(signed), SignedAt: time.Now().UTC().Format(time.RFC3339Nano)})
 }
 

@@ -10,6 +10,7 @@ import (
 	"iter"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -139,7 +140,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		if cfg.WitnessPath != "" {
 			ccfg.Witness = ledger.FileWitness(cfg.WitnessPath)
 		}
-		s.checkpointer = ledger.NewCheckpointer(signingLog{s}, s.noteSigner, ccfg)
+		s.checkpointer = ledger.NewCheckpointer(&signingLog{Store: s}, s.noteSigner, ccfg)
 		cpCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		s.stopCP, s.cpDone = cancel, make(chan struct{})
 		go func() {
@@ -292,14 +293,28 @@ func (s *Store) Head(context.Context) (uint64, []byte, error) {
 	return s.size, s.root, nil
 }
 
-// signingLog is the Store as its Checkpointer sees it: Head first waits
-// until this node has indexed everything the latest stored checkpoint
-// (perhaps another node's) covers, so a node that lags never mistakes
-// another's newer checkpoint for a rewrite.
-type signingLog struct{ *Store }
+// signingLog is the Store as its Checkpointer sees it. Head reads the
+// checkpoint stream's latest checkpoint (perhaps another node's) and waits
+// until this node has indexed everything it covers, so a node that lags
+// never mistakes another's newer checkpoint for a rewrite. LatestCheckpoint
+// then answers from that same reading, and AddCheckpoint appends at exactly
+// the revision after it: if another node signed in between, the append
+// fails with ErrWrongRevision and the next round starts from the new one,
+// so each checkpoint is checked against the one it follows.
+type signingLog struct {
+	*Store
+	mu   sync.Mutex
+	snap *cpSnapshot
+}
 
-func (l signingLog) Head(ctx context.Context) (uint64, []byte, error) {
-	last, found, _, err := l.latestCheckpoint(ctx)
+type cpSnapshot struct {
+	last    checkpointSigned
+	found   bool
+	lastRev uint64
+}
+
+func (l *signingLog) Head(ctx context.Context) (uint64, []byte, error) {
+	last, found, lastRev, err := l.latestCheckpoint(ctx)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -308,7 +323,37 @@ func (l signingLog) Head(ctx context.Context) (uint64, []byte, error) {
 			return 0, nil, err
 		}
 	}
+	l.mu.Lock()
+	l.snap = &cpSnapshot{last: last, found: found, lastRev: lastRev}
+	l.mu.Unlock()
 	return l.Store.Head(ctx)
+}
+
+func (l *signingLog) snapshot(ctx context.Context) (*cpSnapshot, error) {
+	l.mu.Lock()
+	snap := l.snap
+	l.mu.Unlock()
+	if snap != nil {
+		return snap, nil
+	}
+	last, found, lastRev, err := l.latestCheckpoint(ctx)
+	return &cpSnapshot{last: last, found: found, lastRev: lastRev}, err
+}
+
+func (l *signingLog) LatestCheckpoint(ctx context.Context) ([]byte, bool, error) {
+	snap, err := l.snapshot(ctx)
+	if err != nil || !snap.found {
+		return nil, false, err
+	}
+	return []byte(snap.last.Note), true, nil
+}
+
+func (l *signingLog) AddCheckpoint(ctx context.Context, cp ledger.Checkpoint, signed []byte) error {
+	snap, err := l.snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	return l.addCheckpointAt(ctx, snap, cp, signed)
 }
 
 // waitSize waits until the follower has indexed size events.
@@ -494,34 +539,63 @@ func (s *Store) head(ctx context.Context, stream string) (last uint64, exists bo
 // stream and in order, is a retry (the original records); any there
 // otherwise is ErrDuplicateEvent.
 func (s *Store) retried(ctx context.Context, stream string, prepared []ledger.Prepared) ([]ledger.Record, bool, error) {
-	var first int64 = -1
-	seen := 0
+	ids := make([]string, len(prepared))
 	for i, p := range prepared {
-		var st string
-		var pos int64
-		err := s.db.QueryRowContext(ctx, `SELECT stream, position FROM events WHERE id = ? ORDER BY position LIMIT 1`, p.Event.ID).Scan(&st, &pos)
-		if errors.Is(err, sql.ErrNoRows) {
-			continue
-		}
+		ids[i] = p.Event.ID
+	}
+	type place struct {
+		stream string
+		pos    int64
+	}
+	found := map[string]place{}
+	err := inChunks(ids, func(chunk []any, marks string) error {
+		rows, err := s.db.QueryContext(ctx, `SELECT id, stream, MIN(position) FROM events WHERE id IN (`+marks+`) GROUP BY id`, chunk...)
 		if err != nil {
-			return nil, false, fmt.Errorf("look up event id: %w", err)
+			return err
 		}
-		seen++
-		if i == 0 {
-			first = pos
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			var p place
+			if err := rows.Scan(&id, &p.stream, &p.pos); err != nil {
+				return err
+			}
+			found[id] = p
 		}
-		if st != stream || first < 0 || pos != first+int64(i) {
-			return nil, true, fmt.Errorf("append %s: event %s: %w", stream, p.Event.ID, ledger.ErrDuplicateEvent)
-		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("look up event ids: %w", err)
 	}
-	switch {
-	case seen == 0:
+	if len(found) == 0 {
 		return nil, false, nil
-	case seen < len(prepared):
-		return nil, true, fmt.Errorf("append %s: event %s: %w", stream, prepared[0].Event.ID, ledger.ErrDuplicateEvent)
 	}
-	recs, err := s.page(ctx, uint64(first), len(prepared))
+	first, ok := found[ids[0]]
+	for i, id := range ids {
+		if p, there := found[id]; !ok || !there || p.stream != stream || p.pos != first.pos+int64(i) {
+			return nil, true, fmt.Errorf("append %s: event %s: %w", stream, id, ledger.ErrDuplicateEvent)
+		}
+	}
+	recs, err := s.page(ctx, uint64(first.pos), len(prepared))
 	return recs, true, err
+}
+
+// inChunks calls f with the values in chunks small enough for one SQL
+// statement, and the matching "?, ?, …" placeholders.
+func inChunks(values []string, f func(chunk []any, marks string) error) error {
+	const most = 500
+	for len(values) > 0 {
+		n := min(len(values), most)
+		chunk := make([]any, n)
+		for i, v := range values[:n] {
+			chunk[i] = v
+		}
+		if err := f(chunk, strings.Repeat("?, ", n-1)+"?"); err != nil {
+			return err
+		}
+		values = values[n:]
+	}
+	return nil
 }
 
 // inStream checks EventStoreDB's stream itself for the events' ids.
@@ -548,24 +622,50 @@ func (s *Store) inStream(ctx context.Context, stream string, prepared []ledger.P
 // indexed waits until the follower indexed the events with these
 // EventStoreDB ids in stream and returns their records.
 func (s *Store) indexed(ctx context.Context, stream string, ids []uuid.UUID) ([]ledger.Record, error) {
-	recs := make([]ledger.Record, len(ids))
-	n := 0
+	want := make([]string, len(ids))
+	for i, id := range ids {
+		want[i] = id.String()
+	}
+	byID := map[string]ledger.Record{}
 	err := s.awaitIndexed(ctx, "append "+stream, func() (bool, error) {
-		for ; n < len(ids); n++ {
-			rows, err := s.db.QueryContext(ctx, `SELECT position, canonical FROM events WHERE esdb_id = ? AND stream = ? ORDER BY position LIMIT 1`, ids[n].String(), stream)
-			if err != nil {
-				return false, err
+		var missing []string
+		for _, id := range want {
+			if _, ok := byID[id]; !ok {
+				missing = append(missing, id)
 			}
-			got, err := scanRecords(rows)
-			if err != nil || len(got) == 0 {
-				return false, err
-			}
-			recs[n] = got[0]
 		}
-		return true, nil
+		err := inChunks(missing, func(chunk []any, marks string) error {
+			rows, err := s.db.QueryContext(ctx, `SELECT esdb_id, position, canonical FROM events WHERE stream = ? AND esdb_id IN (`+marks+`) ORDER BY position`, append([]any{stream}, chunk...)...)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var id string
+				var r ledger.Record
+				var pos int64
+				if err := rows.Scan(&id, &pos, &r.Canonical); err != nil {
+					return err
+				}
+				if _, dup := byID[id]; dup {
+					continue // the first one in the stream is the one appended
+				}
+				if r.Event, err = ledger.Decode(r.Canonical); err != nil {
+					return fmt.Errorf("position %d: %w", pos, err)
+				}
+				r.Position = uint64(pos)
+				byID[id] = r
+			}
+			return rows.Err()
+		})
+		return len(byID) == len(want), err
 	})
 	if err != nil {
 		return nil, err
+	}
+	recs := make([]ledger.Record, len(want))
+	for i, id := range want {
+		recs[i] = byID[id]
 	}
 	return recs, nil
 }
