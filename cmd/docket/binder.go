@@ -23,7 +23,7 @@ import (
 
 // binderSource is the ledger and read models an export draws from.
 type binderSource struct {
-	store      *sqlite.Store
+	store      serverLedger
 	proj       *projections.Projector
 	anchorsDir string
 	// headers are Bitcoin block header lines to carry, if known.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,13 +13,14 @@ import (
 
 	"github.com/evidence-parity/docket/anchors"
 	"github.com/evidence-parity/docket/domain/clerk"
+	"github.com/evidence-parity/docket/ledger"
 	"github.com/evidence-parity/docket/ledger/sqlite"
 )
 
 func newDemoCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "demo",
-		Short: "Seed the embedded ledger with 90 days of realistic changes, sign and verify it",
+		Short: "Seed the ledger (embedded, or EventStoreDB with --esdb) with 90 days of realistic changes, sign and verify it",
 		Long: `Seeds, through the same service the API uses (never by writing rows), about
 fifty changes by three agents over the last 90 days: deviations revoked and
 resolved, a rubber-stamp approval, an emergency change approved late, an
@@ -29,6 +31,7 @@ Then it signs a checkpoint and verifies the whole ledger.`,
 		Args: cobra.NoArgs,
 	}
 	data := dataFlag(c)
+	esdbF := addESDBFlags(c)
 	c.RunE = func(c *cobra.Command, _ []string) error {
 		ctx := c.Context()
 		out := c.OutOrStdout()
@@ -43,7 +46,12 @@ Then it signs a checkpoint and verifies the whole ledger.`,
 		}
 		// The demo's story spans the last 90 days.
 		clock := &demoClock{t: time.Now().UTC().Add(-90 * 24 * time.Hour)}
-		s, err := sqlite.Open(ctx, ledgerPath(*data), sqlite.Options{Signer: signer, Now: clock.now, WitnessPath: witnessPath(*data)})
+		var s serverLedger
+		if esdbF.set() {
+			s, err = esdbF.open(ctx, *data, signer, clock.now)
+		} else {
+			s, err = sqlite.Open(ctx, ledgerPath(*data), sqlite.Options{Signer: signer, Now: clock.now, WitnessPath: witnessPath(*data)})
+		}
 		if err != nil {
 			return err
 		}
@@ -67,17 +75,25 @@ Then it signs a checkpoint and verifies the whole ledger.`,
 		if err != nil {
 			return err
 		}
-		note, err := latestCheckpoint(ctx, *data)
+		latest, verify, where := latestCheckpoint, verifyLedger, "--data "+*data
+		if esdbF.set() {
+			latest = func(ctx context.Context, _ string) ([]byte, error) { return esdbF.latest(ctx) }
+			verify = func(ctx context.Context, _ string, pinned []string, trusted [][]byte) (ledger.Report, error) {
+				return esdbF.verify(ctx, pinned, trusted, false)
+			}
+			where = fmt.Sprintf("--esdb '%s' --esdb-prefix %s", *esdbF.url, *esdbF.prefix)
+		}
+		note, err := latest(ctx, *data)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "signed checkpoint:\n%s", note)
-		rep, err := verifyLedger(ctx, *data, []string{fp}, nil)
+		rep, err := verify(ctx, *data, []string{fp}, nil)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "verified: %d events, %d checkpoints, key fingerprint %s\n", rep.Events, rep.Checkpoints, fp)
-		fmt.Fprintf(out, "check it yourself: docket verify ledger --data %s --fingerprint %s\n", *data, fp)
+		fmt.Fprintf(out, "check it yourself: docket verify ledger %s --fingerprint %s\n", where, fp)
 		return nil
 	}
 	return c

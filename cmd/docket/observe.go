@@ -22,7 +22,7 @@ type metrics struct {
 	requests *prometheus.HistogramVec
 }
 
-func newMetrics(store *sqlite.Store) *metrics {
+func newMetrics(store serverLedger) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	m.requests = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "docket_http_request_duration_seconds", Help: "HTTP requests by route and status.",
@@ -32,14 +32,9 @@ func newMetrics(store *sqlite.Store) *metrics {
 		n, _, _ := store.Head(context.Background())
 		return float64(n)
 	}
-	stats := func(f func(sqlite.Stats) uint64) func() float64 {
-		return func() float64 { return float64(f(store.Stats())) }
-	}
 	m.reg.MustRegister(m.requests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "docket_ledger_events", Help: "Events in the ledger (the Merkle tree size)."}, size),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "docket_ledger_commits_total", Help: "Group-commit transactions."}, stats(func(s sqlite.Stats) uint64 { return s.Commits })),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "docket_ledger_appends_total", Help: "Append requests committed."}, stats(func(s sqlite.Stats) uint64 { return s.Appends })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "docket_checkpoint_failing", Help: "1 while checkpoint signing fails."}, func() float64 {
 			if store.CheckpointErr() != nil {
 				return 1
@@ -47,6 +42,16 @@ func newMetrics(store *sqlite.Store) *metrics {
 			return 0
 		}),
 	)
+	// The embedded store counts its group commits.
+	if st, ok := store.(interface{ Stats() sqlite.Stats }); ok {
+		stats := func(f func(sqlite.Stats) uint64) func() float64 {
+			return func() float64 { return float64(f(st.Stats())) }
+		}
+		m.reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "docket_ledger_commits_total", Help: "Group-commit transactions."}, stats(func(s sqlite.Stats) uint64 { return s.Commits })),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "docket_ledger_appends_total", Help: "Append requests committed."}, stats(func(s sqlite.Stats) uint64 { return s.Appends })),
+		)
+	}
 	return m
 }
 

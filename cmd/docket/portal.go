@@ -9,14 +9,13 @@ import (
 
 	"github.com/evidence-parity/docket/domain/clerk"
 	"github.com/evidence-parity/docket/evidence"
-	"github.com/evidence-parity/docket/ledger/sqlite"
 	"github.com/evidence-parity/docket/portal"
 	"github.com/evidence-parity/docket/projections"
 )
 
 // newPortal builds the auditor and approver portal over the server's store,
 // read models and clerk. It pins the key the server signs with.
-func newPortal(ctx context.Context, data string, store *sqlite.Store, proj *projections.Projector, k *clerk.Clerk, signIn portal.OIDC, logger *slog.Logger) (*portal.Portal, error) {
+func newPortal(ctx context.Context, data string, store serverLedger, proj *projections.Projector, k *clerk.Clerk, signIn portal.OIDC, logger *slog.Logger) (*portal.Portal, error) {
 	fp := store.SignerFingerprint()
 	vs, err := store.Verifiers(ctx, fp)
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 
 	"github.com/evidence-parity/docket/anchors/anchoring"
 	kmssigner "github.com/evidence-parity/docket/anchors/kms"
-	"github.com/evidence-parity/docket/ledger/sqlite"
 )
 
 // readiness answers /readyz with a line per part: the checkpoint signer,
@@ -21,7 +20,7 @@ import (
 // trouble is reported but leaves it ready, since the ledger keeps working
 // and the next round catches up.
 type readiness struct {
-	store    *sqlite.Store
+	store    serverLedger
 	kms      *kmssigner.Signer
 	anchorer *anchoring.Anchorer
 

@@ -14,10 +14,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/evidence-parity/docket/anchors/anchoring"
+	kmssigner "github.com/evidence-parity/docket/anchors/kms"
 	"github.com/evidence-parity/docket/domain"
 	"github.com/evidence-parity/docket/domain/clerk"
 	"github.com/evidence-parity/docket/graph"
-	"github.com/evidence-parity/docket/ledger/sqlite"
 	"github.com/evidence-parity/docket/portal"
 	"github.com/evidence-parity/docket/projections"
 )
@@ -27,7 +27,11 @@ func newServeCmd() *cobra.Command {
 		Use:   "serve",
 		Short: "Run the Docket server: GraphQL API at /graphql, /healthz, /readyz",
 		Long: `Runs the server on the embedded default: the SQLite ledger and local key under
---data (created on first use). The read models follow the ledger live.`,
+--data (created on first use). The read models follow the ledger live.
+
+With --esdb URL the ledger's events and checkpoints are in EventStoreDB /
+KurrentDB; --data then holds the key, this node's derived Merkle tree (rebuilt
+from EventStoreDB when missing) and the read models.`,
 		Args: cobra.NoArgs,
 	}
 	data := dataFlag(c)
@@ -40,12 +44,29 @@ func newServeCmd() *cobra.Command {
 	anchorEvery := c.Flags().Duration("anchor-interval", 10*time.Minute, "submit the latest checkpoint to OpenTimestamps calendars this often, when the log grew; 0 turns anchoring off")
 	upgradeEvery := c.Flags().Duration("upgrade-interval", 10*time.Minute, "ask the calendars for Bitcoin attestations of pending anchors this often")
 	anchorF := addAnchorFlags(c)
+	esdbF := addESDBFlags(c)
 	c.RunE = func(c *cobra.Command, _ []string) error {
 		ctx := c.Context()
 		logger := slog.Default()
-		store, kms, err := openWritableKMS(ctx, *data)
-		if err != nil {
-			return err
+		var store serverLedger
+		var kms *kmssigner.Signer
+		if esdbF.set() {
+			signer, k, err := checkpointSigner(ctx, *data, true)
+			if err != nil {
+				return err
+			}
+			es, err := esdbF.open(ctx, *data, signer, nil)
+			if err != nil {
+				return err
+			}
+			store, kms = es, k
+			logger.Info("ledger in EventStoreDB", "prefix", *esdbF.prefix, "local index", es.Path())
+		} else {
+			s, k, err := openWritableKMS(ctx, *data)
+			if err != nil {
+				return err
+			}
+			store, kms = s, k
 		}
 		defer store.Close()
 		rd := &readiness{store: store, kms: kms}
@@ -135,7 +156,7 @@ func newServeCmd() *cobra.Command {
 // the checkpoint signer's state alone).
 //
 // pages, if not nil, serves every other path (the portal).
-func newRouter(store *sqlite.Store, r *graph.Resolver, logger *slog.Logger, rate float64, ready func(context.Context) (string, bool), pages http.Handler) *echo.Echo {
+func newRouter(store serverLedger, r *graph.Resolver, logger *slog.Logger, rate float64, ready func(context.Context) (string, bool), pages http.Handler) *echo.Echo {
 	gql := graph.NewHandler(r, logger, graph.Limits{})
 	m := newMetrics(store)
 	e := echo.New()

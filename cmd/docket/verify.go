@@ -28,13 +28,22 @@ the first bad position and what is wrong.
 Without --fingerprint the fingerprint of the configured key (--kms-key-id, or
 the local key file) is pinned. Pass checkpoints
 saved earlier (docket checkpoint > FILE, or --save-checkpoint) with
---since-checkpoint to catch a log truncated together with its checkpoints.`,
+--since-checkpoint to catch a log truncated together with its checkpoints.
+
+With --esdb URL the ledger is re-read from EventStoreDB / KurrentDB (never from
+a node's local index): every Docket event of $all and of each stream, so
+events an operator deleted, tombstoned, truncated ($tb), re-appended or
+scavenged are reported with their position, stream, revision and id. The key
+material comes from the ledger's checkpoint stream, checked against the
+pinned fingerprints. Pass --live while a server is writing.`,
 		Args: cobra.NoArgs,
 	}
 	data := dataFlag(lc)
 	fps := lc.Flags().StringArray("fingerprint", nil, "pinned key fingerprint (hex SHA-256 of the SPKI DER); repeat for rotated keys")
 	since := lc.Flags().StringArray("since-checkpoint", nil, "a signed checkpoint seen earlier that the ledger must still contain; repeatable")
 	save := lc.Flags().String("save-checkpoint", "", "after a successful verification, write the latest checkpoint to this file")
+	esdbF := addESDBFlags(lc)
+	live := lc.Flags().Bool("live", false, "with --esdb: a server is writing, so count events after the latest checkpoint instead of failing them")
 	lc.RunE = func(c *cobra.Command, _ []string) error {
 		ctx := c.Context()
 		pinned := *fps
@@ -66,7 +75,13 @@ saved earlier (docket checkpoint > FILE, or --save-checkpoint) with
 			trusted = append(trusted, b)
 		}
 		start := time.Now()
-		rep, err := verifyLedger(ctx, *data, pinned, trusted)
+		var rep ledger.Report
+		var err error
+		if esdbF.set() {
+			rep, err = esdbF.verify(ctx, pinned, trusted, *live)
+		} else {
+			rep, err = verifyLedger(ctx, *data, pinned, trusted)
+		}
 		if err != nil {
 			return err
 		}
@@ -78,7 +93,11 @@ saved earlier (docket checkpoint > FILE, or --save-checkpoint) with
 		fmt.Fprintf(c.OutOrStdout(), "ok: %d events, %d checkpoints, latest checkpoint size %d, key %s (%.0f events/s)%s\n",
 			rep.Events, rep.Checkpoints, rep.Latest.Size, strings.Join(pinned, ", "), float64(rep.Events)/took.Seconds(), live)
 		if *save != "" {
-			n, err := latestCheckpoint(ctx, *data)
+			latest := latestCheckpoint
+			if esdbF.set() {
+				latest = func(ctx context.Context, _ string) ([]byte, error) { return esdbF.latest(ctx) }
+			}
+			n, err := latest(ctx, *data)
 			if err != nil {
 				return err
 			}

@@ -446,62 +446,19 @@ const pageSize = 1024
 // ReadAll yields records in position order from position from to the end
 // of the log as it stands while reading.
 func (s *Store) ReadAll(ctx context.Context, from uint64) iter.Seq2[ledger.Record, error] {
-	return func(yield func(ledger.Record, error) bool) {
-		for {
-			page, err := s.page(ctx, from)
-			if err != nil {
-				yield(ledger.Record{}, err)
-				return
-			}
-			for _, r := range page {
-				if !yield(r, nil) {
-					return
-				}
-			}
-			if len(page) < pageSize {
-				return
-			}
-			from = page[len(page)-1].Position + 1
-		}
-	}
+	return ledger.ReadPages(ctx, from, pageSize, s.page)
 }
 
 // Subscribe yields every record from position from on: those stored, then
 // new ones as they commit. Each page is read by position after noting the
 // commit signal, so no record is skipped or repeated across the switch.
 func (s *Store) Subscribe(ctx context.Context, from uint64) iter.Seq2[ledger.Record, error] {
-	return func(yield func(ledger.Record, error) bool) {
-		for {
-			wake := s.wait()
-			if wake == nil {
-				yield(ledger.Record{}, ledger.ErrClosed)
-				return
-			}
-			page, err := s.page(ctx, from)
-			if err != nil {
-				if ctx.Err() != nil {
-					err = ctx.Err()
-				}
-				yield(ledger.Record{}, err)
-				return
-			}
-			for _, r := range page {
-				if !yield(r, nil) {
-					return
-				}
-				from = r.Position + 1
-			}
-			if len(page) == pageSize {
-				continue
-			}
-			select {
-			case <-ctx.Done():
-				yield(ledger.Record{}, ctx.Err())
-				return
-			case <-wake:
-			}
+	return ledger.SubscribePages(ctx, from, pageSize, s.page, func() (<-chan struct{}, error) {
+		if w := s.wait(); w != nil {
+			return w, nil
 		}
-	}
+		return nil, ledger.ErrClosed
+	})
 }
 
 func (s *Store) page(ctx context.Context, from uint64) ([]ledger.Record, error) {

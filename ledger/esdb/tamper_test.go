@@ -1,0 +1,358 @@
+package esdb_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
+
+	"github.com/evidence-parity/docket/anchors"
+	"github.com/evidence-parity/docket/ledger"
+	"github.com/evidence-parity/docket/ledger/esdb"
+	"github.com/evidence-parity/docket/ledger/storetest"
+)
+
+// signed is a closed ledger of 12 events in three streams, one checkpoint
+// after each append, as the tamper cases start from.
+type signed struct {
+	remote  esdb.Remote
+	fp      string
+	records []ledger.Record
+	notes   [][]byte
+	signer  anchors.Signer
+}
+
+func newSigner(t *testing.T) (anchors.Signer, string) {
+	t.Helper()
+	s, err := anchors.OpenFileSigner(filepath.Join(t.TempDir(), "checkpoint.pem"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp, err := anchors.Fingerprint(s.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, fp
+}
+
+func buildSigned(t *testing.T) signed {
+	t.Helper()
+	ctx := context.Background()
+	signer, fp := newSigner(t)
+	o := signed{remote: names(t), fp: fp, signer: signer}
+	s, err := esdb.Open(ctx, esdb.Config{Remote: o.remote, Path: filepath.Join(t.TempDir(), "index.db"), Signer: signer, CheckpointInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 12 {
+		recs, err := s.Append(ctx, fmt.Sprintf("change-%d", i%3), ledger.Any, storetest.Event("Step", "n", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.records = append(o.records, recs...)
+		if _, err := s.Checkpoint(ctx); err != nil {
+			t.Fatal(err)
+		}
+		n, _, err := s.LatestCheckpoint(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.notes = append(o.notes, n)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// client is a plain KurrentDB client, as an operator with access to
+// EventStoreDB would use to tamper.
+func client(t *testing.T) *kurrentdb.Client {
+	t.Helper()
+	cfg, err := kurrentdb.ParseConnectionString(shared.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Logger = kurrentdb.NoopLogging()
+	c, err := kurrentdb.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func verify(t *testing.T, r esdb.Remote, fp string, trusted [][]byte) (ledger.Report, error) {
+	t.Helper()
+	l, err := esdb.Dial(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Verify(context.Background(), []string{fp}, trusted, false)
+}
+
+// reappend writes canonical bytes as new events of an EventStoreDB stream,
+// keeping their ledger ids: what an operator rewriting history would do.
+func reappend(t *testing.T, c *kurrentdb.Client, stream string, canon ...[]byte) {
+	t.Helper()
+	var evs []kurrentdb.EventData
+	for _, b := range canon {
+		env, err := ledger.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, kurrentdb.EventData{EventID: uuid.New(), EventType: env.Type, ContentType: kurrentdb.ContentTypeJson, Data: b})
+	}
+	if _, err := c.AppendToStream(context.Background(), stream, kurrentdb.AppendToStreamOptions{}, evs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rewrite soft-deletes change-1 and re-appends its events' canonical bytes
+// as collect arranges them (altered, reordered).
+func rewrite(collect func(b []byte, canon [][]byte) [][]byte) func(*testing.T, signed, *kurrentdb.Client) {
+	return func(t *testing.T, o signed, c *kurrentdb.Client) {
+		if _, err := c.DeleteStream(context.Background(), o.remote.Prefix+"change-1", kurrentdb.DeleteStreamOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		var canon [][]byte
+		for _, r := range o.records {
+			if r.Event.Stream == "change-1" {
+				canon = collect(r.Canonical, canon)
+			}
+		}
+		reappend(t, c, o.remote.Prefix+"change-1", canon...)
+	}
+}
+
+func TestVerifyIntact(t *testing.T) {
+	o := buildSigned(t)
+	rep, err := verify(t, o.remote, o.fp, o.notes[5:6])
+	if err != nil {
+		t.Fatalf("intact ledger: %v", err)
+	}
+	if rep.Events != 12 || rep.Checkpoints != 12 || rep.Latest.Size != 12 {
+		t.Errorf("report %+v, want 12 events, 12 checkpoints, latest size 12", rep)
+	}
+}
+
+func TestVerifyCatchesTampering(t *testing.T) {
+	ctx := context.Background()
+	// Positions of change-1's events: 1, 4, 7, 10 (revisions 0..3).
+	cases := []struct {
+		name     string
+		scavenge bool // then run a scavenge (the stand-in's; a real server's needs its operations API)
+		edit     func(t *testing.T, o signed, c *kurrentdb.Client)
+		position int64
+		reason   []string
+	}{
+		{
+			name: "stream soft-deleted",
+			edit: func(t *testing.T, o signed, c *kurrentdb.Client) {
+				if _, err := c.DeleteStream(ctx, o.remote.Prefix+"change-1", kurrentdb.DeleteStreamOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			position: 1, reason: []string{"event missing", "change-1 revision 0", "deleted"},
+		},
+		{
+			name: "stream tombstoned",
+			edit: func(t *testing.T, o signed, c *kurrentdb.Client) {
+				if _, err := c.TombstoneStream(ctx, o.remote.Prefix+"change-1", kurrentdb.TombstoneStreamOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			position: 1, reason: []string{"event missing", "change-1 revision 0", "tombstoned"},
+		},
+		{
+			name: "stream truncated with $tb",
+			edit: func(t *testing.T, o signed, c *kurrentdb.Client) {
+				var meta kurrentdb.StreamMetadata
+				meta.SetTruncateBefore(2)
+				if _, err := c.SetStreamMetadata(ctx, o.remote.Prefix+"change-1", kurrentdb.AppendToStreamOptions{}, meta); err != nil {
+					t.Fatal(err)
+				}
+			},
+			position: 1, reason: []string{"event missing", "change-1 revision 0", "truncate-before"},
+		},
+		{
+			name: "event altered: stream deleted and re-appended with different data",
+			edit: rewrite(func(b []byte, canon [][]byte) [][]byte {
+				return append(canon, bytes.Replace(b, []byte(`"Step"`), []byte(`"Stop"`), 1))
+			}),
+			position: 1, reason: []string{"event missing", "change-1 revision 0"},
+		},
+		{
+			name:     "event altered, then scavenged",
+			scavenge: true,
+			edit: rewrite(func(b []byte, canon [][]byte) [][]byte {
+				return append(canon, bytes.Replace(b, []byte(`"Step"`), []byte(`"Stop"`), 1))
+			}),
+			position: 1, reason: []string{"do not match the signed checkpoint"},
+		},
+		{
+			name:     "stream reordered: deleted and its events re-appended in another order",
+			edit:     rewrite(func(b []byte, canon [][]byte) [][]byte { return append([][]byte{b}, canon...) }),
+			position: 1, reason: []string{"event missing", "change-1 revision 0"},
+		},
+		{
+			name:     "stream reordered, then scavenged",
+			scavenge: true,
+			edit:     rewrite(func(b []byte, canon [][]byte) [][]byte { return append([][]byte{b}, canon...) }),
+			position: 1, reason: []string{"do not match the signed checkpoint"},
+		},
+		{
+			name: "event forged into a Docket stream after the last checkpoint",
+			edit: func(t *testing.T, o signed, c *kurrentdb.Client) {
+				forged := []byte(`{"actor":{"id":"mallory","kind":"human"},"data":{},"id":"forged-1","revision":4,"stream":"change-1","time":"2026-01-01T00:00:00Z","type":"PlanApproved"}`)
+				reappend(t, c, o.remote.Prefix+"change-1", forged)
+			},
+			position: 12, reason: []string{"does not derive from the envelope's id"},
+		},
+		{
+			name: "checkpoint stream truncated with $tb",
+			edit: func(t *testing.T, o signed, c *kurrentdb.Client) {
+				var meta kurrentdb.StreamMetadata
+				meta.SetTruncateBefore(8)
+				if _, err := c.SetStreamMetadata(ctx, o.remote.CheckpointStream, kurrentdb.AppendToStreamOptions{}, meta); err != nil {
+					t.Fatal(err)
+				}
+			},
+			position: -1, reason: []string{"not LedgerCreated at 0"},
+		},
+		{
+			name: "checkpoint stream deleted",
+			edit: func(t *testing.T, o signed, c *kurrentdb.Client) {
+				if _, err := c.DeleteStream(ctx, o.remote.CheckpointStream, kurrentdb.DeleteStreamOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			position: -1, reason: []string{"no Docket ledger"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.scavenge && shared.standIn == nil {
+				t.Skip("scavenging a real EventStoreDB needs its operations API; run with the stand-in")
+			}
+			o := buildSigned(t)
+			tc.edit(t, o, client(t))
+			if tc.scavenge {
+				shared.standIn.Scavenge()
+			}
+			_, err := verify(t, o.remote, o.fp, nil)
+			var f *ledger.Failure
+			if !errors.As(err, &f) {
+				t.Fatalf("verify: got %v, want a *ledger.Failure", err)
+			}
+			if f.Position != tc.position {
+				t.Errorf("got %q (position %d), want position %d", err, f.Position, tc.position)
+			}
+			for _, want := range tc.reason {
+				if !strings.Contains(f.Reason, want) {
+					t.Errorf("got %q, want a reason with %q", f.Reason, want)
+				}
+			}
+			if strings.Contains(f.Reason, "event missing") && !strings.Contains(f.Reason, o.records[f.Position].Event.ID) {
+				t.Errorf("got %q, want it to name the missing event's id %s", f.Reason, o.records[f.Position].Event.ID)
+			}
+		})
+	}
+}
+
+// TestCheckpointsNeverFork: two nodes sign the same ledger; every write to
+// the checkpoint stream carries an exact expected revision, so racing
+// nodes get WrongRevision instead of forking it.
+func TestCheckpointsNeverFork(t *testing.T) {
+	ctx := context.Background()
+	signer, fp := newSigner(t)
+	r := names(t)
+	a := openStore(t, esdb.Config{Remote: r, Signer: signer, CheckpointInterval: time.Hour})
+	b := openStore(t, esdb.Config{Remote: r, Signer: signer, CheckpointInterval: time.Hour})
+	if a.LedgerID() != b.LedgerID() {
+		t.Fatalf("two nodes on one EventStoreDB: ledger ids %s and %s", a.LedgerID(), b.LedgerID())
+	}
+	wrong := 0
+	for i := range 20 {
+		if _, err := a.Append(ctx, "change-x", ledger.Any, storetest.Event("Step", "n", i)); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for j, s := range []*esdb.Store{a, b} {
+			wg.Go(func() { _, errs[j] = s.Checkpoint(ctx) })
+		}
+		wg.Wait()
+		for _, err := range errs {
+			switch {
+			case err == nil:
+			case errors.Is(err, ledger.ErrWrongRevision):
+				wrong++
+			default:
+				t.Fatalf("round %d: %v", i, err)
+			}
+		}
+	}
+	notes, err := a.Checkpoints(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last uint64
+	for _, n := range notes {
+		cp, err := ledger.CheckpointBody(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cp.Size <= last {
+			t.Fatalf("checkpoint sizes %d then %d: the sequence forked", last, cp.Size)
+		}
+		last = cp.Size
+	}
+	if last != 20 {
+		t.Fatalf("latest checkpoint size %d, want 20", last)
+	}
+	t.Logf("%d checkpoints; %d signing attempts lost a race with WrongRevision", len(notes), wrong)
+	if _, err := verify(t, r, fp, nil); err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+}
+
+// TestIndexRebuilds: a node with an empty local index rebuilds the same
+// tree from EventStoreDB.
+func TestIndexRebuilds(t *testing.T) {
+	ctx := context.Background()
+	r := names(t)
+	a := openStore(t, esdb.Config{Remote: r})
+	for i := range 30 {
+		if _, err := a.Append(ctx, fmt.Sprintf("s-%d", i%4), ledger.Any, storetest.Event("E", "i", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := openStore(t, esdb.Config{Remote: r})
+	var got []ledger.Record
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for rec, err := range b.Subscribe(sctx, 0) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, rec)
+		if len(got) == 30 {
+			break
+		}
+	}
+	sa, ra, _ := a.Head(ctx)
+	sb, rb, _ := b.Head(ctx)
+	if sa != sb || !bytes.Equal(ra, rb) {
+		t.Fatalf("heads differ: %d %x vs %d %x", sa, ra, sb, rb)
+	}
+}
