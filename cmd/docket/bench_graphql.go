@@ -122,6 +122,7 @@ func (p benchProfiles) start() (stop func() error, err error) {
 }
 
 func benchGraphQL(ctx context.Context, out io.Writer, clients int, duration time.Duration, prof benchProfiles) error {
+	serverGC() // the server's settings: this process is the server
 	data, err := os.MkdirTemp("", "docket-bench-graphql-")
 	if err != nil {
 		return err
