@@ -39,6 +39,7 @@ the ledger path (scope check, durable append, tree) adds to a request.`,
 	}
 	clients := c.Flags().Int("clients", 64, "concurrent clients")
 	duration := c.Flags().Duration("duration", 10*time.Second, "how long each phase runs")
+	rate := c.Flags().Float64("rate-limit", defaultRateLimit, "the server's requests per second per bearer token, as docket serve --rate-limit; every client has its own token")
 	var prof benchProfiles
 	c.Flags().StringVar(&prof.cpu, "cpuprofile", "", "write a CPU profile of the recordAction phase (server and clients) to this file")
 	c.Flags().StringVar(&prof.mem, "memprofile", "", "write an allocation profile of the recordAction phase to this file")
@@ -46,7 +47,7 @@ the ledger path (scope check, durable append, tree) adds to a request.`,
 		if *clients < 1 || *duration <= 0 {
 			return usageErr("--clients and --duration must be positive")
 		}
-		return benchGraphQL(c.Context(), c.OutOrStdout(), *clients, *duration, prof)
+		return benchGraphQL(c.Context(), c.OutOrStdout(), *clients, *duration, *rate, prof)
 	}
 	return c
 }
@@ -121,7 +122,7 @@ func (p benchProfiles) start() (stop func() error, err error) {
 	}, nil
 }
 
-func benchGraphQL(ctx context.Context, out io.Writer, clients int, duration time.Duration, prof benchProfiles) error {
+func benchGraphQL(ctx context.Context, out io.Writer, clients int, duration time.Duration, rate float64, prof benchProfiles) error {
 	serverGC() // the server's settings: this process is the server
 	data, err := os.MkdirTemp("", "docket-bench-graphql-")
 	if err != nil {
@@ -147,8 +148,15 @@ func benchGraphQL(ctx context.Context, out io.Writer, clients int, duration time
 	k.GrantRole(ctx, sys, "alice", domain.RoleRequester, nil)
 	k.RegisterPrincipal(ctx, sys, "bob", "bob", "")
 	k.GrantRole(ctx, sys, "bob", domain.RoleApprover, domain.Scope{{Resource: "file:**", Verbs: []domain.Verb{domain.Read, domain.Write}}})
-	bobTok, _ := k.IssueToken(ctx, sys, "bob")
-	bob, err := k.Authenticate(ctx, bobTok)
+	// A token per client, as for the session credentials below: the rate
+	// limit is per token.
+	bobToks := make([]string, clients)
+	for i := range bobToks {
+		if bobToks[i], err = k.IssueToken(ctx, sys, "bob"); err != nil {
+			return err
+		}
+	}
+	bob, err := k.Authenticate(ctx, bobToks[0])
 	if err != nil {
 		return err
 	}
@@ -176,7 +184,7 @@ func benchGraphQL(ctx context.Context, out io.Writer, clients int, duration time
 	}
 
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e := newRouter(store, &graph.Resolver{Clerk: k, Log: store, Projections: proj, Prover: store}, quiet, 0, nil, nil) // no rate limit: measuring
+	e := newRouter(store, &graph.Resolver{Clerk: k, Log: store, Projections: proj, Prover: store}, quiet, rate, nil, nil)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -237,7 +245,7 @@ func benchGraphQL(ctx context.Context, out io.Writer, clients int, duration time
 		return err
 	}
 	after := store.Stats()
-	q := run(trivial, func(int) string { return bobTok })
+	q := run(trivial, func(i int) string { return bobToks[i] })
 	fmt.Fprintf(out, "recordAction over HTTP, %d clients: %v\n", clients, a)
 	if commits := after.Commits - before.Commits; commits > 0 {
 		fmt.Fprintf(out, "  ledger: %d group commits, %.1f appends each\n", commits, float64(after.Appends-before.Appends)/float64(commits))

@@ -38,7 +38,7 @@ func newServeCmd() *cobra.Command {
 	clientID := c.Flags().String("oidc-client-id", envOr("DOCKET_OIDC_CLIENT_ID", ""), "the audience ID tokens must carry (env DOCKET_OIDC_CLIENT_ID)")
 	claim := c.Flags().String("oidc-claim", envOr("DOCKET_OIDC_CLAIM", "email"), "the ID token claim that names the principal (env DOCKET_OIDC_CLAIM)")
 	secret := c.Flags().String("oidc-client-secret", envOr("DOCKET_OIDC_CLIENT_SECRET", ""), "the client secret for the portal's sign-in with the issuer (authorization code flow); without it the portal takes tokens only (env DOCKET_OIDC_CLIENT_SECRET)")
-	rate := c.Flags().Float64("rate-limit", 500, "requests per second per bearer token (per address without one); 0 turns it off")
+	rate := c.Flags().Float64("rate-limit", defaultRateLimit, "requests per second per bearer token (per address without one); 0 turns it off")
 	anchorEvery := c.Flags().Duration("anchor-interval", 10*time.Minute, "submit the latest checkpoint to OpenTimestamps calendars this often, when the log grew; 0 turns anchoring off")
 	upgradeEvery := c.Flags().Duration("upgrade-interval", 10*time.Minute, "ask the calendars for Bitcoin attestations of pending anchors this often")
 	anchorF := addAnchorFlags(c)
@@ -138,6 +138,9 @@ func newServeCmd() *cobra.Command {
 // the checkpoint signer's state alone).
 //
 // pages, if not nil, serves every other path (the portal).
+// defaultRateLimit is the requests per second allowed per bearer token.
+const defaultRateLimit = 500
+
 // Garbage collector settings of the server, unless GOGC or GOMEMLIMIT set
 // them. The server's live heap is small (a few MB under load on a fresh
 // ledger) while every request allocates tens of KB, so at the default
