@@ -163,9 +163,11 @@ func (p *Projector) Position(ctx context.Context) (uint64, error) {
 
 const batchSize = 2000
 
-// catchUpBatch is the batch size of a catch-up: a change rewritten once per
-// batch that touches it, so larger batches rewrite fewer views twice.
-const catchUpBatch = 10_000
+// catchUpBatch is the batch size of a catch-up. A change's view is
+// written once per batch that touches it (folding is incremental, so a
+// batch costs its own records), and the pipeline holds a few batches of
+// decoded records at a time, so it bounds the catch-up's memory.
+const catchUpBatch = 4096
 
 // CatchUp projects everything in the log now, then returns. Reading,
 // decoding and writing the read models run in a pipeline, each stage in its
@@ -177,7 +179,7 @@ func (p *Projector) CatchUp(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	read := make(chan []ledger.Record, 2)
+	read := make(chan []ledger.Record, 1)
 	readErr := make(chan error, 1)
 	go func() {
 		defer close(read)
@@ -205,7 +207,7 @@ func (p *Projector) CatchUp(ctx context.Context) error {
 			send()
 		}
 	}()
-	decodedBatches := make(chan []decoded, 2)
+	decodedBatches := make(chan []decoded, 1)
 	go func() {
 		defer close(decodedBatches)
 		for batch := range read {
