@@ -40,6 +40,7 @@ the ledger path (scope check, durable append, tree) adds to a request.`,
 	clients := c.Flags().Int("clients", 64, "concurrent clients")
 	duration := c.Flags().Duration("duration", 10*time.Second, "how long each phase runs")
 	rate := c.Flags().Float64("rate-limit", defaultRateLimit, "the server's requests per second per bearer token, as docket serve --rate-limit; every client has its own token")
+	live := c.Flags().Bool("projections", true, "project the read models live while measuring, as docket serve does")
 	var prof benchProfiles
 	c.Flags().StringVar(&prof.cpu, "cpuprofile", "", "write a CPU profile of the recordAction phase (server and clients) to this file")
 	c.Flags().StringVar(&prof.mem, "memprofile", "", "write an allocation profile of the recordAction phase to this file")
@@ -47,7 +48,7 @@ the ledger path (scope check, durable append, tree) adds to a request.`,
 		if *clients < 1 || *duration <= 0 {
 			return usageErr("--clients and --duration must be positive")
 		}
-		return benchGraphQL(c.Context(), c.OutOrStdout(), *clients, *duration, *rate, prof)
+		return benchGraphQL(c.Context(), c.OutOrStdout(), *clients, *duration, *rate, *live, prof)
 	}
 	return c
 }
@@ -122,7 +123,7 @@ func (p benchProfiles) start() (stop func() error, err error) {
 	}, nil
 }
 
-func benchGraphQL(ctx context.Context, out io.Writer, clients int, duration time.Duration, rate float64, prof benchProfiles) error {
+func benchGraphQL(ctx context.Context, out io.Writer, clients int, duration time.Duration, rate float64, live bool, prof benchProfiles) error {
 	serverGC() // the server's settings: this process is the server
 	data, err := os.MkdirTemp("", "docket-bench-graphql-")
 	if err != nil {
@@ -139,6 +140,14 @@ func benchGraphQL(ctx context.Context, out io.Writer, clients int, duration time
 		return err
 	}
 	defer proj.Close()
+	if live {
+		// As docket serve: the read models follow the ledger live, on
+		// the same cores.
+		projCtx, stopProj := context.WithCancel(context.WithoutCancel(ctx))
+		projDone := make(chan struct{})
+		go func() { proj.Run(projCtx); close(projDone) }()
+		defer func() { stopProj(); <-projDone }()
+	}
 	k := clerk.New(store, clerk.Config{})
 
 	// Seed: people, an agent, and one approved change with a live session
