@@ -178,6 +178,35 @@ func TestLiveProjectionAnswersAndRebuild(t *testing.T) {
 	if got, _ := live.Dump(ctx); !slices.Equal(got, want) {
 		t.Fatal("replaying the log over the projection changed it")
 	}
+
+	// A projector restarted on its file meets streams mid-way: it folds
+	// them from the store and ends where a rebuild does.
+	live.Close()
+	again, err := projections.Open(ctx, filepath.Join(dir, "live.db"), w.Store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	ses, err := w.Clerk.RequestSession(ctx, w.Agent, stamped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Clerk.RecordAction(ctx, ses.Credential, "edit", []domain.ResourceUse{{Resource: "file:github.com/acme/api/src/billing/total.go", Verb: domain.Write}}, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := again.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := fresh.Rebuild(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want, _ = fresh.Dump(ctx)
+	if got, _ := again.Dump(ctx); !slices.Equal(got, want) {
+		t.Fatalf("restarted projection differs from a rebuild:\n%v\n%v", got, want)
+	}
+	if v, _ := again.Change(ctx, stamped); v == nil || v.Actions != 1 {
+		t.Fatalf("stamped change after its first action: %+v", v)
+	}
 }
 
 func TestPagingOrdersByTime(t *testing.T) {

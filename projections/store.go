@@ -16,6 +16,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/evidence-parity/docket/domain"
+	"github.com/evidence-parity/docket/domain/answers"
 	"github.com/evidence-parity/docket/ledger"
 )
 
@@ -31,11 +32,42 @@ type Projector struct {
 	log    ledger.Store
 	db     *sql.DB
 	logger *slog.Logger
-	// streams caches the decoded records of recently projected streams,
-	// from revision 0, so a stream is read from the store and decoded at
-	// most once per run; a stream first seen mid-way is read once up to
-	// that point.
-	streams map[string][]decoded
+	// streams caches the folds of recently projected streams, so a batch
+	// folds only its own records into each view (a stream is read from the
+	// store only when first seen mid-way, or after eviction) and memory
+	// holds a fold per stream, not its records.
+	streams map[string]*fold
+}
+
+// fold is a projected stream folded from revision 0 up to next-1.
+type fold struct {
+	next      uint64 // revision of the stream's next record
+	last      uint64 // position of the last record folded
+	change    *answers.Builder
+	agent     domain.Agent
+	principal domain.Principal
+}
+
+func newFold(stream string) *fold {
+	f := &fold{}
+	if strings.HasPrefix(stream, "change-") {
+		f.change = answers.NewBuilder()
+	}
+	return f
+}
+
+// add folds the stream's next record (one whose event did not decode
+// fails a change view for good, and is skipped by agents and principals).
+func (f *fold) add(r decoded) {
+	switch {
+	case f.change != nil:
+		f.change.Add(r)
+	case r.Err == nil && strings.HasPrefix(r.Event.Stream, "agent-"):
+		f.agent.Apply(r.Domain)
+	case r.Err == nil:
+		f.principal.Apply(r.Domain)
+	}
+	f.next, f.last = r.Event.Revision+1, r.Position
 }
 
 // decoded is a record with its domain event decoded (for the streams the
@@ -113,7 +145,7 @@ func Open(ctx context.Context, path string, log ledger.Store, logger *slog.Logge
 		db.Close()
 		return nil, fmt.Errorf("open projections: %w", err)
 	}
-	return &Projector{log: log, db: db, logger: logger, streams: map[string][]decoded{}}, nil
+	return &Projector{log: log, db: db, logger: logger, streams: map[string]*fold{}}, nil
 }
 
 // Close closes the read models.
@@ -131,9 +163,11 @@ func (p *Projector) Position(ctx context.Context) (uint64, error) {
 
 const batchSize = 2000
 
-// catchUpBatch is the batch size of a catch-up: a change rewritten once per
-// batch that touches it, so larger batches rewrite fewer views twice.
-const catchUpBatch = 10_000
+// catchUpBatch is the batch size of a catch-up. A change's view is
+// written once per batch that touches it (folding is incremental, so a
+// batch costs its own records), and the pipeline holds a few batches of
+// decoded records at a time, so it bounds the catch-up's memory.
+const catchUpBatch = 4096
 
 // CatchUp projects everything in the log now, then returns. Reading,
 // decoding and writing the read models run in a pipeline, each stage in its
@@ -145,7 +179,7 @@ func (p *Projector) CatchUp(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	read := make(chan []ledger.Record, 2)
+	read := make(chan []ledger.Record, 1)
 	readErr := make(chan error, 1)
 	go func() {
 		defer close(read)
@@ -173,7 +207,7 @@ func (p *Projector) CatchUp(ctx context.Context) error {
 			send()
 		}
 	}()
-	decodedBatches := make(chan []decoded, 2)
+	decodedBatches := make(chan []decoded, 1)
 	go func() {
 		defer close(decodedBatches)
 		for batch := range read {
@@ -269,24 +303,35 @@ func (p *Projector) apply(ctx context.Context, batch []decoded) error {
 	if len(p.streams) > maxCachedStreams {
 		clear(p.streams)
 	}
-	changes, agents, principals := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	// Fold the batch into the cached folds. A stream first seen mid-way,
+	// evicted, or folded past this batch (a replay) is folded again from
+	// the store up to the batch's end.
+	touched, stale := map[string]*fold{}, map[string]bool{}
 	for _, r := range batch {
-		switch s := r.Event.Stream; {
-		case strings.HasPrefix(s, "change-"):
-			changes[s] = true
-		case strings.HasPrefix(s, "agent-"):
-			agents[s] = true
-		case strings.HasPrefix(s, "principal-"):
-			principals[s] = true
-		default:
+		s := r.Event.Stream
+		if !projected(s) || stale[s] {
 			continue
 		}
-		s := r.Event.Stream
-		if cached, ok := p.streams[s]; ok || r.Event.Revision == 0 {
-			if n := len(cached); n == 0 || cached[n-1].Position < r.Position {
-				p.streams[s] = append(cached, r)
-			}
+		f, ok := p.streams[s]
+		switch {
+		case ok && f.next == r.Event.Revision:
+		case !ok && r.Event.Revision == 0:
+			f = newFold(s)
+			p.streams[s] = f
+		default:
+			delete(p.streams, s)
+			stale[s] = true
+			continue
 		}
+		f.add(r)
+		touched[s] = f
+	}
+	for s := range stale {
+		f, err := p.foldFromStore(ctx, s, upTo)
+		if err != nil {
+			return err
+		}
+		p.streams[s], touched[s] = f, f
 	}
 	tx, err := p.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -298,65 +343,44 @@ func (p *Projector) apply(ctx context.Context, batch []decoded) error {
 		return err
 	}
 	defer upsert.Close()
-	for stream := range changes {
-		recs, err := p.upTo(ctx, stream, upTo)
-		if err != nil {
-			return err
-		}
-		v, err := buildChangeView(recs)
-		if errors.Is(err, domain.ErrNotFound) {
-			continue // a stream without a plan is not a change
-		}
-		if err != nil {
-			p.logger.Error("change view not built", "stream", stream, "err", err)
-			continue
-		}
-		if err := upsertChange(ctx, upsert, v); err != nil {
-			return err
-		}
-	}
-	for stream := range agents {
-		recs, err := p.upTo(ctx, stream, upTo)
-		if err != nil {
-			return err
-		}
-		var a domain.Agent
-		for _, r := range recs {
-			if r.Err == nil {
-				a.Apply(r.Domain)
+	for stream, f := range touched {
+		switch {
+		case f.change != nil:
+			v, err := f.change.View()
+			if errors.Is(err, domain.ErrNotFound) {
+				continue // a stream without a plan is not a change
 			}
-		}
-		if a.ID == "" {
-			continue
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO agents (id, name, owner, harness, retired, position) VALUES (?, ?, ?, ?, ?, ?)`,
-			a.ID, a.Name, a.Owner, a.Harness, a.Retired, int64(recs[len(recs)-1].Position)); err != nil {
-			return err
-		}
-	}
-	for stream := range principals {
-		recs, err := p.upTo(ctx, stream, upTo)
-		if err != nil {
-			return err
-		}
-		var pr domain.Principal
-		for _, r := range recs {
-			if r.Err == nil {
-				pr.Apply(r.Domain)
+			if err != nil {
+				p.logger.Error("change view not built", "stream", stream, "err", err)
+				continue
 			}
-		}
-		if pr.ID == "" {
-			continue
-		}
-		var roles []string
-		for r := range pr.Roles {
-			roles = append(roles, string(r))
-		}
-		slices.Sort(roles)
-		auth, _ := json.Marshal(pr.Authority)
-		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO principals (id, name, email, roles, authority, position) VALUES (?, ?, ?, ?, ?, ?)`,
-			pr.ID, pr.Name, pr.Email, strings.Join(roles, ","), auth, int64(recs[len(recs)-1].Position)); err != nil {
-			return err
+			if err := upsertChange(ctx, upsert, v); err != nil {
+				return err
+			}
+		case strings.HasPrefix(stream, "agent-"):
+			a := &f.agent
+			if a.ID == "" {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO agents (id, name, owner, harness, retired, position) VALUES (?, ?, ?, ?, ?, ?)`,
+				a.ID, a.Name, a.Owner, a.Harness, a.Retired, int64(f.last)); err != nil {
+				return err
+			}
+		default:
+			pr := &f.principal
+			if pr.ID == "" {
+				continue
+			}
+			var roles []string
+			for r := range pr.Roles {
+				roles = append(roles, string(r))
+			}
+			slices.Sort(roles)
+			auth, _ := json.Marshal(pr.Authority)
+			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO principals (id, name, email, roles, authority, position) VALUES (?, ?, ?, ?, ?, ?)`,
+				pr.ID, pr.Name, pr.Email, strings.Join(roles, ","), auth, int64(f.last)); err != nil {
+				return err
+			}
 		}
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO meta (key, value) VALUES ('position', ?)`, int64(upTo+1)); err != nil {
@@ -365,23 +389,24 @@ func (p *Projector) apply(ctx context.Context, batch []decoded) error {
 	return tx.Commit()
 }
 
-// upTo returns a stream's records at positions ≤ upTo, from the cache or,
-// for a stream first seen mid-way, from the store.
-func (p *Projector) upTo(ctx context.Context, stream string, upTo uint64) ([]decoded, error) {
-	recs, ok := p.streams[stream]
-	if !ok {
-		read, err := p.log.ReadStream(ctx, stream, 0)
-		if err != nil {
-			return nil, err
+// foldFromStore folds a stream's records at positions ≤ upTo, read from
+// the store.
+func (p *Projector) foldFromStore(ctx context.Context, stream string, upTo uint64) (*fold, error) {
+	recs, err := p.log.ReadStream(ctx, stream, 0)
+	if err != nil {
+		return nil, err
+	}
+	f := newFold(stream)
+	for i, r := range recs {
+		if r.Position > upTo {
+			break
 		}
-		recs = decodeAll(read)
-		p.streams[stream] = recs
+		if r.Event.Revision != uint64(i) {
+			return nil, fmt.Errorf("%s: revision %d at index %d", stream, r.Event.Revision, i)
+		}
+		f.add(decodeAll(recs[i : i+1])[0])
 	}
-	n := 0
-	for n < len(recs) && recs[n].Position <= upTo {
-		n++
-	}
-	return recs[:n], nil
+	return f, nil
 }
 
 const upsertChangeSQL = `INSERT OR REPLACE INTO changes (id, status, agent, requested_by, approver, emergency, has_deviation, submitted_at, promoted_at, position, view)

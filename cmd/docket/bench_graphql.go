@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -35,11 +39,16 @@ the ledger path (scope check, durable append, tree) adds to a request.`,
 	}
 	clients := c.Flags().Int("clients", 64, "concurrent clients")
 	duration := c.Flags().Duration("duration", 10*time.Second, "how long each phase runs")
+	rate := c.Flags().Float64("rate-limit", defaultRateLimit, "the server's requests per second per bearer token, as docket serve --rate-limit; every client has its own token")
+	live := c.Flags().Bool("projections", true, "project the read models live while measuring, as docket serve does")
+	var prof benchProfiles
+	c.Flags().StringVar(&prof.cpu, "cpuprofile", "", "write a CPU profile of the recordAction phase (server and clients) to this file")
+	c.Flags().StringVar(&prof.mem, "memprofile", "", "write an allocation profile of the recordAction phase to this file")
 	c.RunE = func(c *cobra.Command, _ []string) error {
 		if *clients < 1 || *duration <= 0 {
 			return usageErr("--clients and --duration must be positive")
 		}
-		return benchGraphQL(c.Context(), c.OutOrStdout(), *clients, *duration)
+		return benchGraphQL(c.Context(), c.OutOrStdout(), *clients, *duration, *rate, *live, prof)
 	}
 	return c
 }
@@ -48,6 +57,7 @@ type phase struct {
 	ops       int
 	errors    int
 	took      time.Duration
+	cpu       time.Duration // user and system CPU of the whole process (server and clients)
 	latencies []time.Duration
 }
 
@@ -59,11 +69,62 @@ func (p phase) String() string {
 		}
 		return p.latencies[int(f*float64(len(p.latencies)-1))]
 	}
-	return fmt.Sprintf("%d ops in %v = %.0f/s, p50 %v, p99 %v, %d errors",
-		p.ops, p.took.Round(time.Millisecond), float64(p.ops)/p.took.Seconds(), q(.5).Round(10*time.Microsecond), q(.99).Round(10*time.Microsecond), p.errors)
+	perOp := time.Duration(0)
+	if p.ops > 0 {
+		perOp = p.cpu / time.Duration(p.ops)
+	}
+	return fmt.Sprintf("%d ops in %v = %.0f/s, p50 %v, p99 %v, %d errors; CPU %v/op (%.0f%% of a core)",
+		p.ops, p.took.Round(time.Millisecond), float64(p.ops)/p.took.Seconds(), q(.5).Round(10*time.Microsecond), q(.99).Round(10*time.Microsecond), p.errors,
+		perOp.Round(time.Microsecond), 100*p.cpu.Seconds()/p.took.Seconds())
 }
 
-func benchGraphQL(ctx context.Context, out io.Writer, clients int, duration time.Duration) error {
+// processCPU returns the user and system CPU time this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// benchProfiles names the pprof files to write of the recordAction phase.
+type benchProfiles struct{ cpu, mem string }
+
+// start begins profiling; the returned function ends it and writes the files.
+func (p benchProfiles) start() (stop func() error, err error) {
+	var cpu *os.File
+	if p.cpu != "" {
+		if cpu, err = os.Create(p.cpu); err != nil {
+			return nil, err
+		}
+		if err := pprof.StartCPUProfile(cpu); err != nil {
+			cpu.Close()
+			return nil, err
+		}
+	}
+	if p.mem != "" {
+		runtime.MemProfileRate = 64 << 10
+	}
+	return func() error {
+		var errs []error
+		if cpu != nil {
+			pprof.StopCPUProfile()
+			errs = append(errs, cpu.Close())
+		}
+		if p.mem != "" {
+			f, err := os.Create(p.mem)
+			if err != nil {
+				return err
+			}
+			errs = append(errs, pprof.Lookup("allocs").WriteTo(f, 0), f.Close())
+			runtime.MemProfileRate = 0
+		}
+		return errors.Join(errs...)
+	}, nil
+}
+
+func benchGraphQL(ctx context.Context, out io.Writer, clients int, duration time.Duration, rate float64, live bool, prof benchProfiles) error {
+	serverGC() // the server's settings: this process is the server
 	data, err := os.MkdirTemp("", "docket-bench-graphql-")
 	if err != nil {
 		return err
@@ -79,6 +140,14 @@ func benchGraphQL(ctx context.Context, out io.Writer, clients int, duration time
 		return err
 	}
 	defer proj.Close()
+	if live {
+		// As docket serve: the read models follow the ledger live, on
+		// the same cores.
+		projCtx, stopProj := context.WithCancel(context.WithoutCancel(ctx))
+		projDone := make(chan struct{})
+		go func() { proj.Run(projCtx); close(projDone) }()
+		defer func() { stopProj(); <-projDone }()
+	}
 	k := clerk.New(store, clerk.Config{})
 
 	// Seed: people, an agent, and one approved change with a live session
@@ -88,8 +157,15 @@ func benchGraphQL(ctx context.Context, out io.Writer, clients int, duration time
 	k.GrantRole(ctx, sys, "alice", domain.RoleRequester, nil)
 	k.RegisterPrincipal(ctx, sys, "bob", "bob", "")
 	k.GrantRole(ctx, sys, "bob", domain.RoleApprover, domain.Scope{{Resource: "file:**", Verbs: []domain.Verb{domain.Read, domain.Write}}})
-	bobTok, _ := k.IssueToken(ctx, sys, "bob")
-	bob, err := k.Authenticate(ctx, bobTok)
+	// A token per client, as for the session credentials below: the rate
+	// limit is per token.
+	bobToks := make([]string, clients)
+	for i := range bobToks {
+		if bobToks[i], err = k.IssueToken(ctx, sys, "bob"); err != nil {
+			return err
+		}
+	}
+	bob, err := k.Authenticate(ctx, bobToks[0])
 	if err != nil {
 		return err
 	}
@@ -117,7 +193,7 @@ func benchGraphQL(ctx context.Context, out io.Writer, clients int, duration time
 	}
 
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e := newRouter(store, &graph.Resolver{Clerk: k, Log: store, Projections: proj, Prover: store}, quiet, 0, nil, nil) // no rate limit: measuring
+	e := newRouter(store, &graph.Resolver{Clerk: k, Log: store, Projections: proj, Prover: store}, quiet, rate, nil, nil)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -125,35 +201,34 @@ func benchGraphQL(ctx context.Context, out io.Writer, clients int, duration time
 	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	defer srv.Close()
-	url := "http://" + ln.Addr().String() + "/graphql"
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}}
+	addr := ln.Addr().String()
 
 	run := func(body []byte, token func(i int) string) phase {
 		var mu sync.Mutex
 		var all phase
 		start := time.Now()
 		deadline := start.Add(duration)
+		cpu0 := processCPU()
 		var wg sync.WaitGroup
 		for i := range clients {
 			wg.Go(func() {
-				var lat []time.Duration
+				c := newLoadConn(addr, "/graphql", body, "Content-Type: application/json", "Authorization: Bearer "+token(i))
+				defer c.Close()
+				lat := make([]time.Duration, 0, 1024)
 				errs := 0
-				for time.Now().Before(deadline) {
-					req, _ := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(body))
-					req.Header.Set("Content-Type", "application/json")
-					req.Header.Set("Authorization", "Bearer "+token(i))
-					t0 := time.Now()
-					resp, err := client.Do(req)
+				for t0 := time.Now(); t0.Before(deadline); {
+					status, raw, err := c.do()
+					t1 := time.Now()
 					if err != nil {
 						errs++
+						t0 = t1
 						continue
 					}
-					raw, _ := io.ReadAll(resp.Body)
-					resp.Body.Close()
-					lat = append(lat, time.Since(t0))
-					if resp.StatusCode != 200 || bytes.Contains(raw, []byte(`"errors"`)) {
+					lat = append(lat, t1.Sub(t0))
+					if status != http.StatusOK || bytes.Contains(raw, []byte(`"errors"`)) {
 						errs++
 					}
+					t0 = t1
 				}
 				mu.Lock()
 				all.latencies = append(all.latencies, lat...)
@@ -163,14 +238,27 @@ func benchGraphQL(ctx context.Context, out io.Writer, clients int, duration time
 		}
 		wg.Wait()
 		all.took = time.Since(start)
+		all.cpu = processCPU() - cpu0
 		all.ops = len(all.latencies)
 		return all
 	}
 	action, _ := json.Marshal(map[string]string{"query": `mutation { recordAction(input: {kind: "edit", uses: [{resource: "file:github.com/acme/api/src/x.go", verb: "write"}]}) { inScope } }`})
 	trivial, _ := json.Marshal(map[string]string{"query": `{ me { id } }`})
+	stop, err := prof.start()
+	if err != nil {
+		return err
+	}
+	before := store.Stats()
 	a := run(action, func(i int) string { return creds[i] })
-	q := run(trivial, func(int) string { return bobTok })
+	if err := stop(); err != nil {
+		return err
+	}
+	after := store.Stats()
+	q := run(trivial, func(i int) string { return bobToks[i] })
 	fmt.Fprintf(out, "recordAction over HTTP, %d clients: %v\n", clients, a)
+	if commits := after.Commits - before.Commits; commits > 0 {
+		fmt.Fprintf(out, "  ledger: %d group commits, %.1f appends each\n", commits, float64(after.Appends-before.Appends)/float64(commits))
+	}
 	fmt.Fprintf(out, "trivial query over HTTP, %d clients: %v\n", clients, q)
 	if a.ops > 0 && q.ops > 0 {
 		fmt.Fprintf(out, "throughput ratio recordAction/trivial: %.2f\n", (float64(a.ops)/a.took.Seconds())/(float64(q.ops)/q.took.Seconds()))

@@ -91,7 +91,8 @@ type ExceptionView struct {
 type facts struct {
 	submitted, approved, firstAction, promoted, issuance, promotion string
 	approvalTime, firstActionTime                                   time.Time
-	actions, outOfScope                                             []string
+	actions                                                         int
+	outOfScope                                                      []string
 	resolved                                                        map[string]string // exception id → resolving event id
 	opened                                                          map[string]string
 	evidence                                                        map[domain.EvidenceKind]string
@@ -127,54 +128,88 @@ func BuildChangeView(recs []ledger.Record) (*ChangeView, error) {
 
 // BuildDecoded is BuildChangeView over records decoded already.
 func BuildDecoded(recs []Decoded) (*ChangeView, error) {
-	var c domain.Change
-	f := facts{resolved: map[string]string{}, opened: map[string]string{}, evidence: map[domain.EvidenceKind]string{}}
-	var last uint64
+	b := NewBuilder()
 	for _, d := range recs {
-		r, e := d.Record, d.Domain
-		if d.Err != nil {
-			return nil, fmt.Errorf("position %d: %w", r.Position, d.Err)
-		}
-		c.Apply(e)
-		last = r.Position
-		id := r.Event.ID
-		switch e := e.(type) {
-		case domain.PlanSubmitted:
-			f.submitted, f.approved, f.approvalTime = id, "", time.Time{}
-		case domain.PlanApproved:
-			if e.PlanHash == c.PlanHash {
-				f.approved, f.approvalTime = id, e.At
-			}
-		case domain.ActionRecorded:
-			if f.firstAction == "" {
-				f.firstAction, f.firstActionTime = id, e.At
-			}
-			f.actions = append(f.actions, id)
-			if !e.InScope {
-				f.outOfScope = append(f.outOfScope, id)
-			}
-		case domain.ExceptionOpened:
-			f.opened[e.Exception] = id
-		case domain.ExceptionResolved:
-			f.resolved[e.Exception] = id
-		case domain.EvidenceAttached:
-			f.evidence[e.Kind] = id
-		case domain.VerificationRecorded:
-			if e.Stage == domain.StageIssuance && e.Passed {
-				f.issuance, f.issuanceChecks = id, e.Checks
-			}
-			if e.Stage == domain.StagePromotion {
-				f.promotion, f.promotionChecks = id, e.Checks
-			}
-		case domain.ChangePromoted:
-			f.promoted, f.promotedAt = id, e.At
-		}
+		b.Add(d)
 	}
+	return b.View()
+}
+
+// Builder folds a change stream's records one at a time, so a view can be
+// taken after each batch without folding the stream again from its start:
+// View after Add of a stream's first n records is BuildDecoded of them.
+type Builder struct {
+	c    domain.Change
+	f    facts
+	last uint64
+	err  error // the first record that could not be decoded
+}
+
+// NewBuilder returns a Builder of an empty stream.
+func NewBuilder() *Builder {
+	return &Builder{f: facts{resolved: map[string]string{}, opened: map[string]string{}, evidence: map[domain.EvidenceKind]string{}}}
+}
+
+// Add folds the stream's next record. After a record that failed to
+// decode, the view is that failure, whatever follows.
+func (b *Builder) Add(d Decoded) {
+	if b.err != nil {
+		return
+	}
+	r, e := d.Record, d.Domain
+	if d.Err != nil {
+		b.err = fmt.Errorf("position %d: %w", r.Position, d.Err)
+		return
+	}
+	c, f := &b.c, &b.f
+	c.Apply(e)
+	b.last = r.Position
+	id := r.Event.ID
+	switch e := e.(type) {
+	case domain.PlanSubmitted:
+		f.submitted, f.approved, f.approvalTime = id, "", time.Time{}
+	case domain.PlanApproved:
+		if e.PlanHash == c.PlanHash {
+			f.approved, f.approvalTime = id, e.At
+		}
+	case domain.ActionRecorded:
+		if f.firstAction == "" {
+			f.firstAction, f.firstActionTime = id, e.At
+		}
+		f.actions++
+		if !e.InScope {
+			f.outOfScope = append(f.outOfScope, id)
+		}
+	case domain.ExceptionOpened:
+		f.opened[e.Exception] = id
+	case domain.ExceptionResolved:
+		f.resolved[e.Exception] = id
+	case domain.EvidenceAttached:
+		f.evidence[e.Kind] = id
+	case domain.VerificationRecorded:
+		if e.Stage == domain.StageIssuance && e.Passed {
+			f.issuance, f.issuanceChecks = id, e.Checks
+		}
+		if e.Stage == domain.StagePromotion {
+			f.promotion, f.promotionChecks = id, e.Checks
+		}
+	case domain.ChangePromoted:
+		f.promoted, f.promotedAt = id, e.At
+	}
+}
+
+// View returns the view of the records added so far. It changes nothing:
+// more records may be added after it.
+func (b *Builder) View() (*ChangeView, error) {
+	if b.err != nil {
+		return nil, b.err
+	}
+	c, f, last := &b.c, &b.f, b.last
 	if !c.Exists() {
 		return nil, fmt.Errorf("%w: the stream has no plan", domain.ErrNotFound)
 	}
 	v := &ChangeView{ID: c.ID, Status: c.Status(), Version: c.Version, PlanHash: c.PlanHash, Plan: c.Plan, Agent: c.Agent,
-		RequestedBy: c.RequestedBy, SubmittedAt: c.SubmittedAt, Actions: len(f.actions),
+		RequestedBy: c.RequestedBy, SubmittedAt: c.SubmittedAt, Actions: f.actions,
 		OutOfScope: len(f.outOfScope), Position: last, Sessions: []SessionView{}, Exceptions: []ExceptionView{}}
 	for _, s := range c.Sessions {
 		v.Sessions = append(v.Sessions, SessionView{ID: s.ID, Agent: s.Agent, CredentialID: s.CredentialID, PlanHash: s.PlanHash,
@@ -200,7 +235,7 @@ func BuildDecoded(recs []Decoded) (*ChangeView, error) {
 		t := f.promotedAt
 		v.PromotedAt = &t
 	}
-	v.Answers = answers(&c, &f)
+	v.Answers = answers(c, f)
 	return v, nil
 }
 
@@ -267,9 +302,9 @@ func answers(c *domain.Change, f *facts) []Answer {
 
 	// 3. Who implemented it?
 	impl := []Attribute{
-		attr("implemented_by_agent_under_session_credential", len(c.Sessions) > 0, fmt.Sprintf("agent %s, %d sessions, %d actions", c.Agent, len(c.Sessions), len(f.actions)), f.firstAction),
+		attr("implemented_by_agent_under_session_credential", len(c.Sessions) > 0, fmt.Sprintf("agent %s, %d sessions, %d actions", c.Agent, len(c.Sessions), f.actions), f.firstAction),
 	}
-	inScope := attr("every_action_in_scope", len(f.outOfScope) == 0, fmt.Sprintf("%d of %d actions out of scope", len(f.outOfScope), len(f.actions)), f.outOfScope...)
+	inScope := attr("every_action_in_scope", len(f.outOfScope) == 0, fmt.Sprintf("%d of %d actions out of scope", len(f.outOfScope), f.actions), f.outOfScope...)
 	if len(f.outOfScope) > 0 {
 		open := 0
 		for id, x := range c.Exceptions {

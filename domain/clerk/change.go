@@ -186,18 +186,16 @@ func (k *Clerk) RecordAction(ctx context.Context, credential, kind string, uses 
 	}
 	var rec domain.ActionRecorded
 	exception := newID("exc-")
-	recs, err := updateAs[domain.Change](ctx, k, domain.ChangeStream(changeID), changeID, sessionActor(sessionID), func(c *domain.Change, now time.Time) ([]domain.Event, error) {
+	_, events, err := updateDecoded[domain.Change](ctx, k, domain.ChangeStream(changeID), changeID, sessionActor(sessionID), func(c *domain.Change, now time.Time) ([]domain.Event, error) {
 		retired, err := k.agentRetired(ctx, c, sessionID)
 		if err != nil {
 			return nil, err
 		}
 		return domain.RecordAction(c, domain.Action{Session: sessionID, Secret: credential, Kind: kind, Uses: uses, Command: command, Outcome: outcome, Exception: exception, AgentRetired: retired}, now)
 	})
-	for _, r := range recs {
-		if e, derr := domain.Decode(r.Event.Type, r.Event.Data); derr == nil {
-			if a, ok := e.(domain.ActionRecorded); ok {
-				rec = a
-			}
+	for _, e := range events {
+		if a, ok := e.(domain.ActionRecorded); ok {
+			rec = a
 		}
 	}
 	return rec, err

@@ -88,7 +88,7 @@ func load[S any, P state[S]](ctx context.Context, k *Clerk, stream string) (*S, 
 		return nil, ledger.Any, err
 	}
 	if len(recs) > 0 {
-		if s, next, err = extend[S, P](&k.cache, stream, s, next, recs); err != nil {
+		if s, next, _, err = extend[S, P](&k.cache, stream, s, next, recs); err != nil {
 			return nil, ledger.Any, err
 		}
 	}
@@ -99,22 +99,25 @@ func load[S any, P state[S]](ctx context.Context, k *Clerk, stream string) (*S, 
 }
 
 // extend applies recs, which must follow revision next-1, to a copy of s
-// (folded from next events) and caches the result.
-func extend[S any, P state[S]](c *streamCache, stream string, s *S, next uint64, recs []ledger.Record) (*S, uint64, error) {
+// (folded from next events), caches the result, and returns it with the
+// decoded events.
+func extend[S any, P state[S]](c *streamCache, stream string, s *S, next uint64, recs []ledger.Record) (*S, uint64, []domain.Event, error) {
 	s = P(s).Clone()
-	for _, r := range recs {
+	events := make([]domain.Event, len(recs))
+	for i, r := range recs {
 		if r.Event.Revision != next {
-			return nil, 0, fmt.Errorf("%s: revision %d follows %d events", stream, r.Event.Revision, next)
+			return nil, 0, nil, fmt.Errorf("%s: revision %d follows %d events", stream, r.Event.Revision, next)
 		}
 		e, err := domain.Decode(r.Event.Type, r.Event.Data)
 		if err != nil {
-			return nil, 0, fmt.Errorf("%s at revision %d: %w", stream, r.Event.Revision, err)
+			return nil, 0, nil, fmt.Errorf("%s at revision %d: %w", stream, r.Event.Revision, err)
 		}
 		P(s).Apply(e)
+		events[i] = e
 		next++
 	}
 	c.put(stream, s, next)
-	return s, next, nil
+	return s, next, events, nil
 }
 
 // streamCache keeps the folded states of recently used streams. A cached
@@ -166,21 +169,29 @@ func update[S any, P state[S]](ctx context.Context, k *Clerk, stream, correlatio
 // session credential acts as its session's agent).
 func updateAs[S any, P state[S]](ctx context.Context, k *Clerk, stream, correlation string, actor func(*S) ledger.Actor,
 	decide func(s *S, now time.Time) ([]domain.Event, error)) ([]ledger.Record, error) {
+	recs, _, err := updateDecoded[S, P](ctx, k, stream, correlation, actor, decide)
+	return recs, err
+}
+
+// updateDecoded is updateAs that also returns the appended events decoded
+// from the records as stored (decoded once, for the cache and the caller).
+func updateDecoded[S any, P state[S]](ctx context.Context, k *Clerk, stream, correlation string, actor func(*S) ledger.Actor,
+	decide func(s *S, now time.Time) ([]domain.Event, error)) ([]ledger.Record, []domain.Event, error) {
 	for range maxAttempts {
 		s, expected, err := load[S, P](ctx, k, stream)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		events, derr := decide(s, k.now())
 		if len(events) == 0 {
-			return nil, derr
+			return nil, nil, derr
 		}
 		recs, err := k.append(ctx, stream, expected, actor(s), correlation, events)
 		if errors.Is(err, ledger.ErrWrongRevision) {
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		// Fold what was appended into the cache now, so the next load
 		// of this stream needs no read. (Should that fail, the next load
@@ -189,12 +200,19 @@ func updateAs[S any, P state[S]](ctx context.Context, k *Clerk, stream, correlat
 		if !ok {
 			c, next = new(S), 0
 		}
+		var decoded []domain.Event
 		if len(recs) > 0 && recs[0].Event.Revision == next {
-			extend[S, P](&k.cache, stream, c, next, recs)
+			_, _, decoded, _ = extend[S, P](&k.cache, stream, c, next, recs)
 		}
-		return recs, derr
+		if decoded == nil {
+			decoded = make([]domain.Event, len(recs))
+			for i, r := range recs {
+				decoded[i], _ = domain.Decode(r.Event.Type, r.Event.Data)
+			}
+		}
+		return recs, decoded, derr
 	}
-	return nil, fmt.Errorf("%w: %s changed under %d attempts in a row", domain.ErrConflict, stream, maxAttempts)
+	return nil, nil, fmt.Errorf("%w: %s changed under %d attempts in a row", domain.ErrConflict, stream, maxAttempts)
 }
 
 func (k *Clerk) append(ctx context.Context, stream string, expected ledger.ExpectedRevision, actor ledger.Actor, correlation string, events []domain.Event) ([]ledger.Record, error) {

@@ -74,11 +74,14 @@ type Store struct {
 	now      func() time.Time
 	logger   *slog.Logger
 
-	wdb *sql.DB // the one write connection; used only by the writer goroutine
-	rdb *sql.DB // readers
+	wdb  *sql.DB // the one write connection; used only by the writer goroutine
+	rdb  *sql.DB // readers
+	ckdb *sql.DB // WAL checkpoints, off the writer's path (see walCheckpoints)
 
 	reqs      chan *request
 	writerErr chan struct{} // closed when the writer goroutine exits
+	walGrew   chan struct{} // wakes the WAL checkpointer after a commit
+	walDone   chan struct{} // closed when the WAL checkpointer exits
 
 	sendMu     sync.RWMutex // held for reading while queueing; for writing by Close
 	closed     bool         // no more appends
@@ -200,11 +203,19 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	s.rdb.SetMaxOpenConns(4)
 	if !opts.ReadOnly {
-		if s.wdb, err = sql.Open("sqlite", dsn+"&_txlock=immediate"); err != nil {
+		// The writer never checkpoints the WAL itself (that would stall
+		// every waiting append behind copying pages into the database and
+		// syncing it); walCheckpoints does, on its own connection.
+		if s.wdb, err = sql.Open("sqlite", dsn+"&_txlock=immediate&_pragma=wal_autocheckpoint(0)"); err != nil {
 			s.closeDBs()
 			return nil, fmt.Errorf("open ledger: %w", err)
 		}
 		s.wdb.SetMaxOpenConns(1)
+		if s.ckdb, err = sql.Open("sqlite", dsn+"&_pragma=wal_autocheckpoint(0)"); err != nil {
+			s.closeDBs()
+			return nil, fmt.Errorf("open ledger: %w", err)
+		}
+		s.ckdb.SetMaxOpenConns(1)
 	}
 	if err := s.init(ctx, opts); err != nil {
 		s.closeDBs()
@@ -217,7 +228,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if !opts.ReadOnly {
 		s.reqs = make(chan *request, 1024)
 		s.writerErr = make(chan struct{})
+		s.walGrew, s.walDone = make(chan struct{}, 1), make(chan struct{})
 		go s.writer(context.WithoutCancel(ctx))
+		go s.walCheckpoints(context.WithoutCancel(ctx))
 	}
 	if s.noteSigner != nil {
 		cfg := ledger.CheckpointerConfig{Interval: opts.CheckpointInterval, Logger: s.logger}
@@ -343,6 +356,7 @@ func (s *Store) Close() error {
 		close(s.reqs)
 		s.sendMu.Unlock()
 		<-s.writerErr
+		<-s.walDone // the writer's exit closed walGrew
 	}
 	s.mu.Lock()
 	close(s.notify) // wake subscribers so they see the store closed
@@ -378,6 +392,9 @@ func (s *Store) closeDBs() error {
 	}
 	if s.wdb != nil {
 		errs = append(errs, s.wdb.Close())
+	}
+	if s.ckdb != nil {
+		errs = append(errs, s.ckdb.Close())
 	}
 	if s.rdb != nil {
 		errs = append(errs, s.rdb.Close())
