@@ -151,17 +151,6 @@ from EventStoreDB when missing) and the read models.`,
 	return c
 }
 
-// newRouter is the server's HTTP surface: /graphql, /metrics, /healthz and
-// /readyz behind recovery, request ids, request logs, secure headers and a
-// body limit.
-//
-// ready answers /readyz: a detail text and whether the server is ready (nil:
-// the checkpoint signer's state alone).
-//
-// pages, if not nil, serves every other path (the portal).
-<<<<<<< HEAD
-func newRouter(store serverLedger, r *graph.Resolver, logger *slog.Logger, rate float64, ready func(context.Context) (string, bool), pages http.Handler) *echo.Echo {
-=======
 // defaultRateLimit is the requests per second allowed per bearer token.
 const defaultRateLimit = 500
 
@@ -186,8 +175,15 @@ func serverGC() {
 	}
 }
 
-func newRouter(store *sqlite.Store, r *graph.Resolver, logger *slog.Logger, rate float64, ready func(context.Context) (string, bool), pages http.Handler) *echo.Echo {
->>>>>>> perf
+// newRouter is the server's HTTP surface: /graphql, /metrics, /healthz and
+// /readyz behind recovery, request ids, request logs, secure headers and a
+// body limit.
+//
+// ready answers /readyz: a detail text and whether the server is ready (nil:
+// the checkpoint signer's state alone).
+//
+// pages, if not nil, serves every other path (the portal).
+func newRouter(store serverLedger, r *graph.Resolver, logger *slog.Logger, rate float64, ready func(context.Context) (string, bool), pages http.Handler) *echo.Echo {
 	gql := graph.NewHandler(r, logger, graph.Limits{})
 	m := newMetrics(store)
 	e := echo.New()
