@@ -42,7 +42,7 @@ func esdbURL(t *testing.T) string {
 func TestESDBServeAndVerify(t *testing.T) {
 	bin := buildDocket(t)
 	url := esdbURL(t)
-	prefix := fmt.Sprintf("docket-e2e%d-", time.Now().UnixNano())
+	prefix := fmt.Sprintf("dkte2e%d-", time.Now().UnixNano()) // not under the default docket-: prefixes must not nest
 	node1, node2 := t.TempDir(), t.TempDir()
 	on := []string{"--esdb", url, "--esdb-prefix", prefix}
 

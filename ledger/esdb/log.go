@@ -30,6 +30,7 @@
 package esdb
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -41,6 +42,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
+
+	"github.com/evidence-parity/docket/ledger"
 )
 
 // Defaults for Config.
@@ -311,6 +314,37 @@ func EventID(id string) uuid.UUID {
 		return u
 	}
 	return uuid.NewSHA1(idNamespace, []byte(id))
+}
+
+// envelopeOf reads a Docket event as EventStoreDB holds it in the stream
+// named (name, the ledger stream being stream): its data must be a
+// ledger envelope in canonical form, of that stream, at the revision
+// EventStoreDB numbered it, with the EventStoreDB id derived from its id.
+// Anything else under the prefix is foreign (another application's event,
+// a second ledger whose prefix nests inside this one's, a write that gets
+// any of these wrong): never indexed or signed, and reported by verify.
+// The test depends on the event alone, so every node decides alike and
+// positions agree.
+func envelopeOf(e *kurrentdb.RecordedEvent, stream string) (ledger.Event, error) {
+	if system(e.EventType) {
+		return ledger.Event{}, fmt.Errorf("EventStoreDB system event %s", e.EventType)
+	}
+	env, err := ledger.Decode(e.Data)
+	if err != nil {
+		return ledger.Event{}, fmt.Errorf("not a ledger envelope: %v", err)
+	}
+	canonical, err := ledger.Canonical(env)
+	switch {
+	case err != nil || env.ID == "" || env.Type == "" || !bytes.Equal(canonical, e.Data):
+		return ledger.Event{}, errors.New("not a ledger envelope in canonical form")
+	case env.Stream != stream:
+		return ledger.Event{}, fmt.Errorf("an envelope of stream %q", env.Stream)
+	case env.Revision != e.EventNumber:
+		return ledger.Event{}, fmt.Errorf("an envelope of revision %d at EventStoreDB event number %d", env.Revision, e.EventNumber)
+	case EventID(env.ID) != e.EventID:
+		return ledger.Event{}, fmt.Errorf("EventStoreDB's event id does not derive from the envelope's id %s", env.ID)
+	}
+	return env, nil
 }
 
 // system reports event types EventStoreDB reserves ($streamDeleted,

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -70,6 +71,8 @@ type Store struct {
 	rng        *compact.Range // owned by the follower
 	stopFollow context.CancelFunc
 	followDone chan struct{}
+
+	foreign atomic.Uint64 // events under the prefix the follower left out
 
 	grew         chan struct{}
 	checkpointer *ledger.Checkpointer
@@ -685,9 +688,9 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64) ([]l
 		if system(e.EventType) {
 			continue
 		}
-		env, err := ledger.Decode(e.Data)
+		env, err := envelopeOf(e, stream)
 		if err != nil {
-			return nil, fmt.Errorf("read %s revision %d: %w", stream, e.EventNumber, err)
+			return nil, fmt.Errorf("read %s: EventStoreDB event number %d is foreign to the ledger (%v); docket verify ledger --esdb reports it", stream, e.EventNumber, err)
 		}
 		out = append(out, ledger.Record{Event: env, Canonical: e.Data})
 	}
@@ -966,12 +969,15 @@ func (s *Store) index(ctx context.Context, batch []*kurrentdb.RecordedEvent) (er
 		if !ok || system(e.EventType) {
 			continue
 		}
-		id := e.EventID.String()
-		if env, err := ledger.Decode(e.Data); err == nil {
-			id = env.ID
-		} else {
-			s.logger.Error("esdb: an event in a Docket stream is not a ledger envelope", "stream", e.StreamID, "revision", e.EventNumber, "err", err)
+		env, err := envelopeOf(e, stream)
+		if err != nil {
+			// Not Docket's: left out of the tree, so never signed; verify
+			// reports it.
+			s.logger.Error("esdb: a foreign event under Docket's prefix is not indexed", "stream", e.StreamID, "event number", e.EventNumber, "event id", e.EventID, "err", err)
+			s.foreign.Add(1)
+			continue
 		}
+		id := env.ID
 		leaf := ledger.LeafHash(e.Data)
 		pos := s.rng.End()
 		if _, err := tx.ExecContext(ctx, `INSERT INTO events (position, commit_at, esdb_id, id, stream, revision, leaf, canonical) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -1012,6 +1018,10 @@ func (s *Store) index(ctx context.Context, batch []*kurrentdb.RecordedEvent) (er
 	}
 	return nil
 }
+
+// Foreign counts the events under the prefix that this node's follower
+// left out of the tree since it started: not Docket's (see envelopeOf).
+func (s *Store) Foreign() uint64 { return s.foreign.Load() }
 
 // Verify checks the ledger in EventStoreDB (not this node's index) against
 // its signed checkpoints; see Log.Verify.

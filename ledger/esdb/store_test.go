@@ -49,7 +49,10 @@ func TestMain(m *testing.M) {
 func names(t *testing.T) esdb.Remote {
 	n := counter.Add(1)
 	tag := fmt.Sprintf("t%d%d", os.Getpid(), n)
-	return esdb.Remote{URL: shared.url, Prefix: "docket-" + tag + "-", CheckpointStream: "docket." + tag + ".checkpoints"}
+	// Not under the default prefix "docket-": prefixes must not nest, or
+	// a ledger on the default prefix of a shared server would find these
+	// streams' events foreign.
+	return esdb.Remote{URL: shared.url, Prefix: "dkt" + tag + "-", CheckpointStream: "dkt" + tag + ".checkpoints"}
 }
 
 func openStore(t *testing.T, cfg esdb.Config) *esdb.Store {

@@ -219,6 +219,26 @@ func TestVerifyCatchesTampering(t *testing.T) {
 			position: 12, reason: []string{"does not derive from the envelope's id"},
 		},
 		{
+			name: "another application's event under Docket's prefix",
+			edit: func(t *testing.T, o signed, c *kurrentdb.Client) {
+				if _, err := c.AppendToStream(ctx, o.remote.Prefix+"metrics", kurrentdb.AppendToStreamOptions{},
+					kurrentdb.EventData{EventID: uuid.New(), EventType: "Tick", ContentType: kurrentdb.ContentTypeBinary, Data: []byte("\x08\x96\x01 binary")}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			position: 12, reason: []string{"foreign event", "metrics", "not a ledger envelope"},
+		},
+		{
+			name: "a JSON object that is no envelope, in a Docket stream",
+			edit: func(t *testing.T, o signed, c *kurrentdb.Client) {
+				if _, err := c.AppendToStream(ctx, o.remote.Prefix+"change-1", kurrentdb.AppendToStreamOptions{},
+					kurrentdb.EventData{EventID: uuid.New(), EventType: "Step", ContentType: kurrentdb.ContentTypeJson, Data: []byte(`{"note":"hi"}`)}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			position: 12, reason: []string{"foreign event", "change-1", "canonical form"},
+		},
+		{
 			name: "checkpoint stream truncated with $tb",
 			edit: func(t *testing.T, o signed, c *kurrentdb.Client) {
 				var meta kurrentdb.StreamMetadata
@@ -354,5 +374,54 @@ func TestIndexRebuilds(t *testing.T) {
 	sb, rb, _ := b.Head(ctx)
 	if sa != sb || !bytes.Equal(ra, rb) {
 		t.Fatalf("heads differ: %d %x vs %d %x", sa, ra, sb, rb)
+	}
+}
+
+// TestForeignEventsAreNeverSigned: events under the prefix that are not the
+// ledger's (another application's, a second ledger's whose prefix nests
+// inside this one's) stay out of a running node's tree, so no checkpoint
+// covers them, and reading the ledger goes on past them.
+func TestForeignEventsAreNeverSigned(t *testing.T) {
+	ctx := context.Background()
+	signer, _ := newSigner(t)
+	r := names(t)
+	s := openStore(t, esdb.Config{Remote: r, Signer: signer, CheckpointInterval: time.Hour})
+	if _, err := s.Append(ctx, "change-1", ledger.Any, storetest.Event("A")); err != nil {
+		t.Fatal(err)
+	}
+	c := client(t)
+	if _, err := c.AppendToStream(ctx, r.Prefix+"metrics", kurrentdb.AppendToStreamOptions{},
+		kurrentdb.EventData{EventID: uuid.New(), EventType: "Tick", ContentType: kurrentdb.ContentTypeBinary, Data: []byte("\x08\x96\x01")}); err != nil {
+		t.Fatal(err)
+	}
+	nested := r
+	nested.Prefix, nested.CheckpointStream = r.Prefix+"staging-", r.CheckpointStream+".staging"
+	inner := openStore(t, esdb.Config{Remote: nested})
+	if _, err := inner.Append(ctx, "change-1", ledger.Any, storetest.Event("Inner")); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := s.Append(ctx, "change-1", ledger.Any, storetest.Event("B"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if recs[0].Position != 1 {
+		t.Fatalf("B at position %d, want 1: foreign events took positions", recs[0].Position)
+	}
+	cp, err := s.Checkpoint(ctx)
+	if err != nil || cp.Size != 2 {
+		t.Fatalf("checkpoint: size %d, %v; want 2", cp.Size, err)
+	}
+	var n int
+	for rec, err := range s.ReadAll(ctx, 0) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Event.Type != []string{"A", "B"}[n] {
+			t.Fatalf("position %d: %s", n, rec.Event.Type)
+		}
+		n++
+	}
+	if n != 2 || s.Foreign() != 2 {
+		t.Fatalf("read %d records, %d foreign; want 2 and 2", n, s.Foreign())
 	}
 }

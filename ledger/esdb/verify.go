@@ -32,12 +32,20 @@ type streamView struct {
 func (l *Log) Leaves(ctx context.Context) iter.Seq2[ledger.Leaf, error] {
 	return func(yield func(ledger.Leaf, error) bool) {
 		views := map[string]*streamView{}
+		ids := map[string]uint64{} // event id → position: an id is the ledger's once
 		var pos uint64
 		stopped := false
 		err := l.readAll(ctx, func(e *kurrentdb.RecordedEvent) bool {
 			stream, ok := l.ledgerStream(e.StreamID)
 			if !ok || system(e.EventType) {
 				return true
+			}
+			env, err := envelopeOf(e, stream)
+			if err != nil {
+				stopped = true
+				yield(ledger.Leaf{}, &ledger.Failure{Position: int64(pos), Reason: fmt.Sprintf(
+					"foreign event under Docket's prefix: %s event number %d (event id %s) is not the ledger's: %v", e.StreamID, e.EventNumber, e.EventID, err)})
+				return false
 			}
 			view, ok := views[e.StreamID]
 			if !ok {
@@ -63,15 +71,14 @@ func (l *Log) Leaves(ctx context.Context) iter.Seq2[ledger.Leaf, error] {
 					"event missing: %s is in $all but no longer readable from its stream %s in EventStoreDB (%s)", name, e.StreamID, why)})
 				return false
 			}
-			if env, err := ledger.Decode(e.Data); err == nil {
-				if EventID(env.ID) != e.EventID {
-					stopped = true
-					yield(ledger.Leaf{}, &ledger.Failure{Position: int64(pos), Reason: fmt.Sprintf(
-						"%s: EventStoreDB's event id does not derive from the envelope's id %s", name, env.ID)})
-					return false
-				}
-				leaf.Index = &ledger.Index{ID: env.ID, Stream: stream, Revision: e.EventNumber}
+			if first, dup := ids[env.ID]; dup {
+				stopped = true
+				yield(ledger.Leaf{}, &ledger.Failure{Position: int64(pos), Reason: fmt.Sprintf(
+					"%s: the event id %s is already the ledger's at position %d (an event written twice)", name, env.ID, first)})
+				return false
 			}
+			ids[env.ID] = pos
+			leaf.Index = &ledger.Index{ID: env.ID, Stream: stream, Revision: e.EventNumber}
 			pos++
 			if !yield(leaf, nil) {
 				stopped = true
