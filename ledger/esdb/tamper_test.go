@@ -425,3 +425,53 @@ func TestForeignEventsAreNeverSigned(t *testing.T) {
 		t.Fatalf("read %d records, %d foreign; want 2 and 2", n, s.Foreign())
 	}
 }
+
+// TestLiveVerifyOfABusyLedger: verify --live reads $all in pages while a
+// writer keeps appending to a stream it has already read; the events it
+// meets later are the stream's new ones, never "missing".
+func TestLiveVerifyOfABusyLedger(t *testing.T) {
+	ctx := context.Background()
+	signer, fp := newSigner(t)
+	r := names(t)
+	s := openStore(t, esdb.Config{Remote: r, Signer: signer, CheckpointInterval: 50 * time.Millisecond})
+	batch := make([]ledger.Event, 100)
+	for i := range batch {
+		batch[i] = storetest.Event("E", "i", i)
+	}
+	for range 50 { // more than one page of $all
+		if _, err := s.Append(ctx, "busy", ledger.Any, batch...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := s.Append(ctx, "busy", ledger.Any, storetest.Event("E", "live", i)); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	for i := range 3 {
+		l, err := esdb.Dial(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := l.Verify(ctx, []string{fp}, nil, true)
+		l.Close()
+		if err != nil {
+			t.Fatalf("live verification %d of an untouched ledger: %v", i, err)
+		}
+		t.Logf("live verification %d: %d events", i, rep.Events)
+	}
+}

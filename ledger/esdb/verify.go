@@ -18,6 +18,7 @@ var _ ledger.VerifiableLog = (*Log)(nil)
 // event's data by revision, or why nothing is visible.
 type streamView struct {
 	visible map[uint64][32]byte
+	last    uint64 // the highest event number read; meaningful with visible
 	gone    string // "", "deleted or never written" or "tombstoned"
 }
 
@@ -48,6 +49,12 @@ func (l *Log) Leaves(ctx context.Context) iter.Seq2[ledger.Leaf, error] {
 				return false
 			}
 			view, ok := views[e.StreamID]
+			// A stream read earlier in this pass may have grown since (a
+			// live ledger): an event past what was read calls for a fresh
+			// read, not a verdict.
+			if ok && view.gone == "" && (len(view.visible) == 0 || e.EventNumber > view.last) {
+				ok = false
+			}
 			if !ok {
 				var err error
 				if view, err = l.view(ctx, e.StreamID); err != nil {
@@ -108,6 +115,7 @@ func (l *Log) view(ctx context.Context, name string) (*streamView, error) {
 	}
 	for _, e := range evs {
 		v.visible[e.EventNumber] = sha256.Sum256(e.Data)
+		v.last = max(v.last, e.EventNumber)
 	}
 	return v, nil
 }
