@@ -63,8 +63,9 @@ type Store struct {
 	mu        sync.Mutex
 	size      uint64
 	root      []byte
-	notify    chan struct{} // closed and replaced after every indexed batch
-	followErr error         // the follower stopped
+	notify    chan struct{}            // closed and replaced after every indexed batch
+	followErr error                    // the follower stopped
+	inflight  map[string]chan struct{} // event ids being appended by this node
 	from      *kurrentdb.Position
 	closed    bool
 
@@ -438,7 +439,10 @@ func (s *Store) awaitIndexed(ctx context.Context, what string, find func() (bool
 // whose reply was lost before indexing is deduplicated by EventStoreDB,
 // which acknowledges ids already at the expected place without writing.
 // Uniqueness of ids across streams is checked against the node's index
-// before writing, not atomically by EventStoreDB.
+// before writing, one append of an id at a time on a node; EventStoreDB
+// has no such check, so two nodes appending one id to two streams at the
+// same instant could both succeed, and verify then reports the id written
+// twice.
 func (s *Store) Append(ctx context.Context, stream string, expected ledger.ExpectedRevision, events ...ledger.Event) ([]ledger.Record, error) {
 	prepared, err := ledger.Prepare(stream, events, s.limits, s.now())
 	if err != nil {
@@ -449,12 +453,28 @@ func (s *Store) Append(ctx context.Context, stream string, expected ledger.Expec
 			return nil, fmt.Errorf("append %s: type %q: types starting with $ are reserved by EventStoreDB: %w", stream, p.Event.Type, ledger.ErrInvalidEvent)
 		}
 	}
+	// One append of an id at a time on this node: the look-ups below and
+	// the write are then one step for each id.
+	release, err := s.claim(ctx, prepared)
+	if err != nil {
+		return nil, fmt.Errorf("append %s: %w", stream, err)
+	}
+	defer release()
 	if recs, found, err := s.retried(ctx, stream, prepared); err != nil || found {
 		return recs, err
 	}
 	ids := make([]uuid.UUID, len(prepared))
 	for i, p := range prepared {
 		ids[i] = EventID(p.Event.ID)
+	}
+	if _, exact := expected.Revision(); !exact && expected != ledger.NoStream {
+		// Any or StreamExists append at the head read just before, so
+		// EventStoreDB cannot tell a retry from new events: look in the
+		// stream itself (the index may lag behind a first attempt whose
+		// reply was lost).
+		if recs, found, err := s.inStream(ctx, stream, prepared, ids); err != nil || found {
+			return recs, err
+		}
 	}
 	name := s.esdbStream(stream)
 	for attempt := 0; ; attempt++ {
@@ -497,6 +517,45 @@ func (s *Store) Append(ctx context.Context, stream string, expected ledger.Expec
 			return nil, fmt.Errorf("append %s: the stream was tombstoned in EventStoreDB: %w", stream, err)
 		default:
 			return nil, fmt.Errorf("append %s: %w", stream, err)
+		}
+	}
+}
+
+// claim marks the events' ids as being appended by this node, waiting
+// while another append of any of them is under way; release ends it.
+func (s *Store) claim(ctx context.Context, prepared []ledger.Prepared) (release func(), err error) {
+	for {
+		s.mu.Lock()
+		var busy chan struct{}
+		for _, p := range prepared {
+			if ch, ok := s.inflight[p.Event.ID]; ok {
+				busy = ch
+				break
+			}
+		}
+		if busy == nil {
+			done := make(chan struct{})
+			if s.inflight == nil {
+				s.inflight = map[string]chan struct{}{}
+			}
+			for _, p := range prepared {
+				s.inflight[p.Event.ID] = done
+			}
+			s.mu.Unlock()
+			return func() {
+				s.mu.Lock()
+				for _, p := range prepared {
+					delete(s.inflight, p.Event.ID)
+				}
+				s.mu.Unlock()
+				close(done)
+			}, nil
+		}
+		s.mu.Unlock()
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
 	}
 }
