@@ -132,8 +132,16 @@ func (l *Log) Keys(ctx context.Context) (map[string][]byte, error) {
 	out := map[string][]byte{}
 	for _, e := range evs {
 		var k keyAdded
-		if e.typ == typeKeyAdded && json.Unmarshal(e.data, &k) == nil {
-			out[strings.ToLower(k.Fingerprint)] = k.SPKI
+		if e.typ != typeKeyAdded || json.Unmarshal(e.data, &k) != nil {
+			continue
+		}
+		// Only key material that has the fingerprint it is filed under
+		// counts: a KeyAdded with junk bytes cannot shadow the real key.
+		fp := strings.ToLower(k.Fingerprint)
+		if pub, err := anchors.ParsePublicKey(k.SPKI); err == nil {
+			if got, err := anchors.Fingerprint(pub); err == nil && got == fp && out[fp] == nil {
+				out[fp] = k.SPKI
+			}
 		}
 	}
 	return out, nil

@@ -323,9 +323,27 @@ func (l *signingLog) Head(ctx context.Context) (uint64, []byte, error) {
 		return 0, nil, err
 	}
 	if found {
-		if err := l.waitSize(ctx, last.Size); err != nil {
+		// Build only on a checkpoint this ledger's key signed (every node
+		// signs with it): anyone who can write the checkpoint stream
+		// could otherwise stall signing with a forged size.
+		v, err := anchors.NewNoteVerifier(l.Origin(), l.noteSigner.SPKI())
+		if err != nil {
 			return 0, nil, err
 		}
+		cp, err := ledger.OpenCheckpoint([]byte(last.Note), note.VerifierList(v))
+		if err != nil {
+			return 0, nil, fmt.Errorf("the latest checkpoint in %s (revision %d) is not signed by this node's key (%v): no checkpoint is signed after it", l.cpStream, lastRev, err)
+		}
+		// Wait for this node's index to cover it, but not for ever: a
+		// checkpoint larger than EventStoreDB's log (restored from an
+		// older backup) never will.
+		wctx, cancel := context.WithTimeout(ctx, l.cfg.IndexWait)
+		err = l.waitSize(wctx, cp.Size)
+		cancel()
+		if err != nil {
+			return 0, nil, fmt.Errorf("the latest checkpoint covers %d events, more than this node has indexed from EventStoreDB: %w", cp.Size, err)
+		}
+		last.Size = cp.Size
 	}
 	l.mu.Lock()
 	l.snap = &cpSnapshot{last: last, found: found, lastRev: lastRev}

@@ -3,6 +3,7 @@ package esdb_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -473,5 +474,56 @@ func TestLiveVerifyOfABusyLedger(t *testing.T) {
 			t.Fatalf("live verification %d of an untouched ledger: %v", i, err)
 		}
 		t.Logf("live verification %d: %d events", i, rep.Events)
+	}
+}
+
+// TestForgedCheckpointStreamEvents: whoever can write the checkpoint
+// stream can put junk there, but cannot stall signing in silence or
+// shadow the ledger's key. A CheckpointSigned the node's key did not sign
+// stops signing with an error (readiness shows it) rather than a wait for
+// a size that never comes; a KeyAdded with junk bytes under the pinned
+// fingerprint is passed over.
+func TestForgedCheckpointStreamEvents(t *testing.T) {
+	ctx := context.Background()
+	signer, fp := newSigner(t)
+	r := names(t)
+	s, err := esdb.Open(ctx, esdb.Config{Remote: r, Path: filepath.Join(t.TempDir(), "index.db"), Signer: signer, CheckpointInterval: time.Hour, IndexWait: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, "change-1", ledger.Any, storetest.Event("A")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := client(t)
+	write := func(typ string, v any) {
+		t.Helper()
+		data, _ := json.Marshal(v)
+		if _, err := c.AppendToStream(ctx, r.CheckpointStream, kurrentdb.AppendToStreamOptions{},
+			kurrentdb.EventData{EventID: uuid.New(), EventType: typ, ContentType: kurrentdb.ContentTypeJson, Data: data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("KeyAdded", map[string]any{"fingerprint": fp, "spki": []byte("junk")})
+	if _, err := verify(t, r, fp, nil); err != nil {
+		t.Fatalf("verify after a junk KeyAdded: %v", err)
+	}
+	write("CheckpointSigned", map[string]any{"size": 1 << 40, "root": []byte("x"), "note": "junk\n", "signed_at": "now"})
+	if _, err := s.Append(ctx, "change-1", ledger.Any, storetest.Event("B")); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := s.Checkpoint(cctx); err == nil || !strings.Contains(err.Error(), "not signed by this node's key") {
+		t.Fatalf("signing after a forged checkpoint: %v", err)
+	}
+	if _, err := verify(t, r, fp, nil); err == nil {
+		t.Fatal("verify passed a forged checkpoint")
+	}
+	// Closing signs a last checkpoint, which fails for the same reason.
+	if err := s.Close(); err == nil || !strings.Contains(err.Error(), "not signed by this node's key") {
+		t.Fatalf("close: %v", err)
 	}
 }
