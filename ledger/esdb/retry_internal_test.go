@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 
 	"github.com/evidence-parity/docket/ledger"
 	"github.com/evidence-parity/docket/ledger/esdb/esdbtest"
@@ -85,4 +88,62 @@ func TestOneIDTwoStreamsAtOnce(t *testing.T) {
 			t.Fatalf("id %s: %v / %v; want one success and one ErrDuplicateEvent", ev.ID, e1, e2)
 		}
 	}
+}
+
+// A node whose EventStoreDB was restored from an older backup (same ledger,
+// fewer events) refuses to start on its local index, which runs past the
+// restored log's end, rather than signing events EventStoreDB lost.
+func TestRestoredFromAnOlderBackup(t *testing.T) {
+	ctx := context.Background()
+	a := standIn(t)
+	path := filepath.Join(t.TempDir(), "i.db")
+	s, err := Open(ctx, Config{Remote: Remote{URL: a.URL()}, Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if _, err := s.Append(ctx, "change-1", ledger.Any, storetest.Event("E", "i", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The "backup": the checkpoint stream and change-1's first 5 events,
+	// copied into a fresh server.
+	b := standIn(t)
+	restored, err := Dial(Remote{URL: b.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer restored.Close()
+	for _, st := range []struct {
+		name string
+		n    int
+	}{{s.cpStream, 1 << 20}, {s.esdbStream("change-1"), 5}} {
+		evs, _, err := s.readStream(ctx, st.name, 0, false, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var data []kurrentdb.EventData
+		for _, e := range evs[:min(st.n, len(evs))] {
+			data = append(data, kurrentdb.EventData{EventID: e.EventID, EventType: e.EventType, ContentType: kurrentdb.ContentTypeJson, Data: e.Data})
+		}
+		if err := restored.do(ctx, func(c *kurrentdb.Client) error {
+			_, err := c.AppendToStream(ctx, st.name, kurrentdb.AppendToStreamOptions{StreamState: kurrentdb.NoStream{}}, data...)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	if s2, err := Open(ctx, Config{Remote: Remote{URL: b.URL()}, Path: path, IndexWait: time.Second}); err == nil {
+		s2.Close()
+		t.Fatal("the node started on an index past the restored log's end")
+	} else if !strings.Contains(err.Error(), "no longer holds") {
+		t.Fatalf("got %v, want it to say EventStoreDB no longer holds the index's last event", err)
+	}
+	// On the original server it starts.
+	s3, err := Open(ctx, Config{Remote: Remote{URL: a.URL()}, Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3.Close()
 }

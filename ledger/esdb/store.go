@@ -1,6 +1,7 @@
 package esdb
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -198,6 +199,9 @@ func (s *Store) open(ctx context.Context) error {
 	if s.root, err = s.rng.GetRootHash(nil); err != nil {
 		return err
 	}
+	if err := s.stillThere(ctx); err != nil {
+		return err
+	}
 	var from string
 	if err := s.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'from'`).Scan(&from); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
@@ -218,6 +222,33 @@ func (s *Store) open(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// stillThere checks that the last event of the local index is still in
+// EventStoreDB, as indexed. A node whose EventStoreDB was restored from an
+// older backup (or lost the event otherwise) would resume its subscription
+// past the end of the log and sign events EventStoreDB no longer has; it
+// refuses to start instead.
+func (s *Store) stillThere(ctx context.Context) error {
+	if s.size == 0 {
+		return nil
+	}
+	var stream, esdbID string
+	var rev int64
+	var canonical []byte
+	if err := s.db.QueryRowContext(ctx, `SELECT stream, revision, esdb_id, canonical FROM events WHERE position = ?`, int64(s.size-1)).
+		Scan(&stream, &rev, &esdbID, &canonical); err != nil {
+		return fmt.Errorf("local index: position %d: %w", s.size-1, err)
+	}
+	evs, _, err := s.readStream(ctx, s.esdbStream(stream), uint64(rev), false, 1)
+	if err != nil && !errors.Is(err, errTombstoned) {
+		return fmt.Errorf("esdb: read %s: %w", stream, err)
+	}
+	if len(evs) == 1 && evs[0].EventNumber == uint64(rev) && evs[0].EventID.String() == esdbID && bytes.Equal(evs[0].Data, canonical) {
+		return nil
+	}
+	return fmt.Errorf("esdb: the local index %s ends at position %d (%s revision %d), which EventStoreDB no longer holds as indexed: "+
+		"it was restored from an older backup, or the event was deleted or altered; run docket verify ledger --esdb, and remove the index to rebuild it from EventStoreDB", s.cfg.Path, s.size-1, stream, rev)
 }
 
 // LedgerID returns the ledger's identifier (kept in EventStoreDB).
