@@ -84,7 +84,9 @@ func (f esdbFlags) verify(ctx context.Context, pinned []string, trusted [][]byte
 		return rep, failed(fmt.Errorf("verification FAILED: %w", err))
 	}
 	if err != nil {
-		return rep, fmt.Errorf("verify EventStoreDB ledger: %w", err)
+		// Nothing was found wrong: the ledger could not be read. That is
+		// not a failed verification (exit 1) but a setting to check.
+		return rep, usageErr("could not read the EventStoreDB ledger (is --esdb right, and the server up?): %v", err)
 	}
 	return rep, nil
 }

@@ -616,6 +616,13 @@ func (s *Store) target(ctx context.Context, stream string, expected ledger.Expec
 		return kurrentdb.NoStream{}, 0, nil
 	}
 	if rev, ok := expected.Revision(); ok {
+		if rev >= 1<<53 { // no stream reaches it (and rev+1 could wrap)
+			last, exists, err := s.head(ctx, stream)
+			if err != nil {
+				return nil, 0, err
+			}
+			return nil, 0, ledger.WrongRevision(stream, expected, last, exists)
+		}
 		return kurrentdb.Revision(rev), rev + 1, nil
 	}
 	last, exists, err := s.head(ctx, stream)

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -170,6 +171,8 @@ func testExpectedRevision(t *testing.T, open Open) {
 		{"exact behind", 3, ledger.Exact(1), false},
 		{"exact ahead", 3, ledger.Exact(3), false},
 		{"exact 0 on new", 0, ledger.Exact(0), false},
+		{"exact at the largest revision on new", 0, ledger.Exact(math.MaxUint64), false},
+		{"exact at the largest revision on existing", 2, ledger.Exact(math.MaxUint64), false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
