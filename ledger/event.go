@@ -96,6 +96,10 @@ type Limits struct {
 	MaxData int
 	// MaxEvents is the most events one Append may carry (default 10,000).
 	MaxEvents int
+	// MaxAppendBytes, if set, bounds the canonical bytes of one Append's
+	// events together (a backend that takes at most so much in one atomic
+	// write, such as EventStoreDB's maximum append size).
+	MaxAppendBytes int
 }
 
 // DefaultLimits are the limits a store uses when none are configured.
@@ -187,6 +191,15 @@ func Prepare(stream string, events []Event, limits Limits, now time.Time) ([]Pre
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	if limits.MaxAppendBytes > 0 {
+		total := 0
+		for _, p := range out {
+			total += len(p.prefix) + len(p.suffix) + 20 // the revision's digits, at most
+		}
+		if total > limits.MaxAppendBytes {
+			return nil, fmt.Errorf("%w: %d events of %d bytes in one append, limit %d bytes", ErrTooLarge, len(out), total, limits.MaxAppendBytes)
+		}
 	}
 	return out, nil
 }

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf16"
 
 	"github.com/google/uuid"
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
@@ -47,7 +48,35 @@ type Config struct {
 	// IndexWait bounds how long a read waits for the tree follower to index
 	// an event EventStoreDB already returned (default 30s).
 	IndexWait time.Duration
+	// MaxAppendSize is the server's MaxAppendSize setting: the most one
+	// append may carry, counted as the server counts it (each event's data
+	// and custom metadata, and twice its type's length in UTF-16 code
+	// units). Default DefaultMaxAppendSize, the server's default.
+	MaxAppendSize int
 }
+
+// DefaultMaxAppendSize is EventStoreDB's default MaxAppendSize (1 MiB).
+const DefaultMaxAppendSize = 1 << 20
+
+// envelopeRoom is what an event's envelope may add to its data (ids,
+// stream and type names, actor, time), kept free under MaxAppendSize.
+const envelopeRoom = 4 << 10
+
+// limitsFor fits limits to a server's maximum append size: one append is
+// one atomic write, so its events together must fit, and an event's data
+// must leave room for its envelope.
+func limitsFor(l ledger.Limits, maxAppend int) ledger.Limits {
+	l = l.WithDefaults()
+	l.MaxData = min(l.MaxData, maxAppend-envelopeRoom)
+	if l.MaxAppendBytes <= 0 || l.MaxAppendBytes > maxAppend {
+		l.MaxAppendBytes = maxAppend
+	}
+	return l
+}
+
+// Limits are what Append accepts: the configured limits fitted to the
+// server's maximum append size.
+func (s *Store) Limits() ledger.Limits { return s.limits }
 
 // Store is the EventStoreDB ledger store: events in EventStoreDB, the
 // derived tree in the node's local SQLite, checkpoints in the checkpoint
@@ -123,7 +152,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{Log: l, cfg: cfg, limits: cfg.Limits.WithDefaults(), now: cfg.Now, notify: make(chan struct{}), grew: make(chan struct{}, 1)}
+	if cfg.MaxAppendSize <= 0 {
+		cfg.MaxAppendSize = DefaultMaxAppendSize
+	}
+	s := &Store{Log: l, cfg: cfg, limits: limitsFor(cfg.Limits, cfg.MaxAppendSize), now: cfg.Now, notify: make(chan struct{}), grew: make(chan struct{}, 1)}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -535,9 +567,14 @@ func (s *Store) Append(ctx context.Context, stream string, expected ledger.Expec
 			return nil, fmt.Errorf("append %s: revisions beyond 2^53 cannot be represented in canonical JSON: %w", stream, ledger.ErrTooLarge)
 		}
 		data := make([]kurrentdb.EventData, len(prepared))
+		size := 0
 		for i, p := range prepared {
 			rec := p.Finish(next+uint64(i), 0)
 			data[i] = kurrentdb.EventData{EventID: ids[i], EventType: p.Event.Type, ContentType: kurrentdb.ContentTypeJson, Data: rec.Canonical}
+			size += len(rec.Canonical) + 2*len(utf16.Encode([]rune(p.Event.Type)))
+		}
+		if size > s.cfg.MaxAppendSize {
+			return nil, fmt.Errorf("append %s: %d events of %d bytes as EventStoreDB counts them, more than its maximum append size %d: %w", stream, len(prepared), size, s.cfg.MaxAppendSize, ledger.ErrTooLarge)
 		}
 		err = s.do(ctx, func(c *kurrentdb.Client) error {
 			_, err := c.AppendToStream(ctx, name, kurrentdb.AppendToStreamOptions{StreamState: state}, data...)
@@ -562,6 +599,9 @@ func (s *Store) Append(ctx context.Context, stream string, expected ledger.Expec
 				return nil, err
 			}
 			return nil, ledger.WrongRevision(stream, expected, last, exists)
+		case cd == kurrentdb.ErrorCodeAppendTransactionSizeExceeded || cd == kurrentdb.ErrorCodeAppendRecordSizeExceeded ||
+			strings.Contains(err.Error(), "Maximum Append Size"):
+			return nil, fmt.Errorf("append %s: EventStoreDB refused the append as too large (its MaxAppendSize is below Docket's --esdb setting %d): %w", stream, s.cfg.MaxAppendSize, ledger.ErrTooLarge)
 		case cd == kurrentdb.ErrorCodeStreamDeleted:
 			return nil, fmt.Errorf("append %s: the stream was tombstoned in EventStoreDB: %w", stream, err)
 		default:

@@ -351,8 +351,20 @@ func testInvalid(t *testing.T, s ledger.Store) {
 	}
 }
 
+// Limited is a store whose limits are not ledger.DefaultLimits (a backend
+// with a smaller atomic write); the suite tests those.
+type Limited interface{ Limits() ledger.Limits }
+
+func limitsOf(s ledger.Store) ledger.Limits {
+	if l, ok := s.(Limited); ok {
+		return l.Limits()
+	}
+	return ledger.DefaultLimits
+}
+
 func testLimits(t *testing.T, s ledger.Store) {
-	max := ledger.DefaultLimits.MaxData
+	limits := limitsOf(s)
+	max := limits.MaxData
 	pad := func(n int) ledger.Event {
 		e := Event("Big")
 		e.Data = json.RawMessage(`{"p":"` + strings.Repeat("x", n-len(`{"p":""}`)) + `"}`)
@@ -366,12 +378,23 @@ func testLimits(t *testing.T, s ledger.Store) {
 	if !errors.Is(err, ledger.ErrTooLarge) {
 		t.Fatalf("data of %d bytes: got %v, want ErrTooLarge", max+1, err)
 	}
-	many := make([]ledger.Event, ledger.DefaultLimits.MaxEvents+1)
+	many := make([]ledger.Event, limits.MaxEvents+1)
 	for i := range many {
 		many[i] = Event("E")
 	}
 	if _, err := s.Append(context.Background(), "many", ledger.Any, many...); !errors.Is(err, ledger.ErrTooLarge) {
 		t.Fatalf("%d events in one append: got %v, want ErrTooLarge", len(many), err)
+	}
+	if limits.MaxAppendBytes > 0 {
+		// Events each within MaxData but together past MaxAppendBytes.
+		n := limits.MaxAppendBytes/max + 2
+		heavy := make([]ledger.Event, n)
+		for i := range heavy {
+			heavy[i] = pad(max)
+		}
+		if _, err := s.Append(context.Background(), "heavy", ledger.Any, heavy...); !errors.Is(err, ledger.ErrTooLarge) {
+			t.Fatalf("%d events of %d bytes in one append: got %v, want ErrTooLarge", n, max, err)
+		}
 	}
 	if n := len(readAll(t, s, 0)); n != 1 {
 		t.Fatalf("log has %d events, want 1", n)
