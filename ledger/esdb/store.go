@@ -386,16 +386,16 @@ func (l *signingLog) Head(ctx context.Context) (uint64, []byte, error) {
 		return 0, nil, err
 	}
 	if found {
-		// Build only on a checkpoint this ledger's key signed (every node
-		// signs with it): anyone who can write the checkpoint stream
-		// could otherwise stall signing with a forged size.
-		v, err := anchors.NewNoteVerifier(l.Origin(), l.noteSigner.SPKI())
+		// Build only on a checkpoint signed by one of the ledger's keys
+		// (this node's, or an earlier one across a rotation): a junk
+		// CheckpointSigned is refused at once, naming it.
+		vs, err := l.keyVerifiers(ctx)
 		if err != nil {
 			return 0, nil, err
 		}
-		cp, err := ledger.OpenCheckpoint([]byte(last.Note), note.VerifierList(v))
+		cp, err := ledger.OpenCheckpoint([]byte(last.Note), vs)
 		if err != nil {
-			return 0, nil, fmt.Errorf("the latest checkpoint in %s (revision %d) is not signed by this node's key (%v): no checkpoint is signed after it", l.cpStream, lastRev, err)
+			return 0, nil, fmt.Errorf("the latest checkpoint in %s (revision %d) is not signed by a key of this ledger (%v): no checkpoint is signed after it", l.cpStream, lastRev, err)
 		}
 		// Wait for this node's index to cover it, but not for ever: a
 		// checkpoint larger than EventStoreDB's log (restored from an
@@ -412,6 +412,29 @@ func (l *signingLog) Head(ctx context.Context) (uint64, []byte, error) {
 	l.snap = &cpSnapshot{last: last, found: found, lastRev: lastRev}
 	l.mu.Unlock()
 	return l.Store.Head(ctx)
+}
+
+// keyVerifiers are note verifiers for every key recorded in the checkpoint
+// stream (only those whose material has the fingerprint it is filed
+// under) and this node's own.
+func (l *signingLog) keyVerifiers(ctx context.Context) (note.Verifiers, error) {
+	keys, err := l.Keys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	spkis := map[string][]byte{string(l.noteSigner.SPKI()): l.noteSigner.SPKI()}
+	for _, spki := range keys {
+		spkis[string(spki)] = spki
+	}
+	var vs []note.Verifier
+	for _, spki := range spkis {
+		v, err := anchors.NewNoteVerifier(l.Origin(), spki)
+		if err != nil {
+			return nil, err
+		}
+		vs = append(vs, v)
+	}
+	return note.VerifierList(vs...), nil
 }
 
 func (l *signingLog) snapshot(ctx context.Context) (*cpSnapshot, error) {

@@ -516,14 +516,48 @@ func TestForgedCheckpointStreamEvents(t *testing.T) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := s.Checkpoint(cctx); err == nil || !strings.Contains(err.Error(), "not signed by this node's key") {
+	if _, err := s.Checkpoint(cctx); err == nil || !strings.Contains(err.Error(), "not signed by a key of this ledger") {
 		t.Fatalf("signing after a forged checkpoint: %v", err)
 	}
 	if _, err := verify(t, r, fp, nil); err == nil {
 		t.Fatal("verify passed a forged checkpoint")
 	}
 	// Closing signs a last checkpoint, which fails for the same reason.
-	if err := s.Close(); err == nil || !strings.Contains(err.Error(), "not signed by this node's key") {
+	if err := s.Close(); err == nil || !strings.Contains(err.Error(), "not signed by a key of this ledger") {
 		t.Fatalf("close: %v", err)
+	}
+}
+
+// TestKeyRotation: a node signing with a new key builds on the checkpoints
+// the old key signed; verification pins both.
+func TestKeyRotation(t *testing.T) {
+	ctx := context.Background()
+	r := names(t)
+	oldKey, oldFP := newSigner(t)
+	newKey, newFP := newSigner(t)
+	a := openStore(t, esdb.Config{Remote: r, Signer: oldKey, CheckpointInterval: time.Hour})
+	if _, err := a.Append(ctx, "change-1", ledger.Any, storetest.Event("A")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b := openStore(t, esdb.Config{Remote: r, Signer: newKey, CheckpointInterval: time.Hour})
+	if _, err := b.Append(ctx, "change-1", ledger.Any, storetest.Event("B")); err != nil {
+		t.Fatal(err)
+	}
+	if cp, err := b.Checkpoint(ctx); err != nil || cp.Size != 2 {
+		t.Fatalf("the new key's first checkpoint: size %d, %v", cp.Size, err)
+	}
+	l, err := esdb.Dial(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := l.Verify(ctx, []string{oldFP, newFP}, nil, false); err != nil {
+		t.Fatalf("verify with both keys pinned: %v", err)
 	}
 }
