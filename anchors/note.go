@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"strings"
 
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
@@ -83,4 +84,33 @@ func (c callSigner) KeyHash() uint32 { return c.n.hash }
 func (c callSigner) Sign(msg []byte) ([]byte, error) {
 	digest := sha256.Sum256(msg)
 	return c.n.signer.Sign(c.ctx, digest[:])
+}
+
+// PinnedVerifiers returns note verifiers for the pinned fingerprints, the
+// key material taken from keys (SPKI DER by fingerprint, as a ledger
+// recorded them) and checked against its fingerprint. A fingerprint with no
+// key, or a key without that fingerprint, is an error: nothing could verify
+// against it.
+func PinnedVerifiers(origin string, keys map[string][]byte, fingerprints ...string) (note.Verifiers, error) {
+	var vs []note.Verifier
+	for _, fp := range fingerprints {
+		fp = strings.ToLower(fp)
+		spki, ok := keys[fp]
+		if !ok {
+			return nil, fmt.Errorf("no key with fingerprint %s has signed this ledger", fp)
+		}
+		pub, err := ParsePublicKey(spki)
+		if err != nil {
+			return nil, fmt.Errorf("key %s: %w", fp, err)
+		}
+		if got, err := Fingerprint(pub); err != nil || got != fp {
+			return nil, fmt.Errorf("the key stored under fingerprint %s does not have that fingerprint", fp)
+		}
+		v, err := NewNoteVerifier(origin, spki)
+		if err != nil {
+			return nil, fmt.Errorf("key %s: %w", fp, err)
+		}
+		vs = append(vs, v)
+	}
+	return note.VerifierList(vs...), nil
 }

@@ -271,24 +271,5 @@ func (l *Log) Verifiers(ctx context.Context, origin string, fingerprints ...stri
 	if err != nil {
 		return nil, err
 	}
-	var vs []note.Verifier
-	for _, fp := range fingerprints {
-		spki, ok := keys[strings.ToLower(fp)]
-		if !ok {
-			return nil, fmt.Errorf("no key with fingerprint %s has signed this ledger", fp)
-		}
-		pub, err := anchors.ParsePublicKey(spki)
-		if err != nil {
-			return nil, fmt.Errorf("key %s: %w", fp, err)
-		}
-		if got, err := anchors.Fingerprint(pub); err != nil || got != strings.ToLower(fp) {
-			return nil, fmt.Errorf("the key stored under fingerprint %s does not have that fingerprint", fp)
-		}
-		v, err := anchors.NewNoteVerifier(origin, spki)
-		if err != nil {
-			return nil, fmt.Errorf("key %s: %w", fp, err)
-		}
-		vs = append(vs, v)
-	}
-	return note.VerifierList(vs...), nil
+	return anchors.PinnedVerifiers(origin, keys, fingerprints...)
 }

@@ -934,31 +934,11 @@ func (s *Store) page(ctx context.Context, from uint64, n int) ([]ledger.Record, 
 	if err != nil {
 		return nil, fmt.Errorf("read log: %w", err)
 	}
-	recs, err := scanRecords(rows)
+	recs, err := ledger.ScanRecords(rows)
 	if err != nil {
 		return nil, fmt.Errorf("read log: %w", err)
 	}
 	return recs, nil
-}
-
-func scanRecords(rows *sql.Rows) ([]ledger.Record, error) {
-	defer rows.Close()
-	var out []ledger.Record
-	for rows.Next() {
-		var r ledger.Record
-		var pos int64
-		if err := rows.Scan(&pos, &r.Canonical); err != nil {
-			return nil, err
-		}
-		r.Position = uint64(pos)
-		e, err := ledger.Decode(r.Canonical)
-		if err != nil {
-			return nil, fmt.Errorf("position %d: %w", pos, err)
-		}
-		r.Event = e
-		out = append(out, r)
-	}
-	return out, rows.Err()
 }
 
 // Lookup returns the event with the given ledger id.
@@ -967,7 +947,7 @@ func (s *Store) Lookup(ctx context.Context, id string) (ledger.Record, error) {
 	if err != nil {
 		return ledger.Record{}, fmt.Errorf("look up %s: %w", id, err)
 	}
-	recs, err := scanRecords(rows)
+	recs, err := ledger.ScanRecords(rows)
 	if err != nil {
 		return ledger.Record{}, fmt.Errorf("look up %s: %w", id, err)
 	}

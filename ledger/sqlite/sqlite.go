@@ -439,7 +439,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64) ([]l
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", stream, err)
 	}
-	recs, err := scanRecords(rows)
+	recs, err := ledger.ScanRecords(rows)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", stream, err)
 	}
@@ -483,31 +483,11 @@ func (s *Store) page(ctx context.Context, from uint64) ([]ledger.Record, error) 
 	if err != nil {
 		return nil, fmt.Errorf("read log: %w", err)
 	}
-	recs, err := scanRecords(rows)
+	recs, err := ledger.ScanRecords(rows)
 	if err != nil {
 		return nil, fmt.Errorf("read log: %w", err)
 	}
 	return recs, nil
-}
-
-func scanRecords(rows *sql.Rows) ([]ledger.Record, error) {
-	defer rows.Close()
-	var out []ledger.Record
-	for rows.Next() {
-		var r ledger.Record
-		var pos int64
-		if err := rows.Scan(&pos, &r.Canonical); err != nil {
-			return nil, err
-		}
-		r.Position = uint64(pos)
-		e, err := ledger.Decode(r.Canonical)
-		if err != nil {
-			return nil, fmt.Errorf("position %d: %w", pos, err)
-		}
-		r.Event = e
-		out = append(out, r)
-	}
-	return out, rows.Err()
 }
 
 // Leaves yields every stored event with the leaf hash stored for it, as
@@ -720,22 +700,7 @@ func (s *Store) Verifiers(ctx context.Context, fingerprints ...string) (note.Ver
 	if err != nil {
 		return nil, err
 	}
-	var vs []note.Verifier
-	for _, fp := range fingerprints {
-		spki, ok := keys[strings.ToLower(fp)]
-		if !ok {
-			return nil, fmt.Errorf("no key with fingerprint %s has signed this ledger", fp)
-		}
-		if got, err := fingerprintOf(spki); err != nil || got != strings.ToLower(fp) {
-			return nil, fmt.Errorf("the key stored under fingerprint %s does not have that fingerprint", fp)
-		}
-		v, err := anchors.NewNoteVerifier(s.Origin(), spki)
-		if err != nil {
-			return nil, fmt.Errorf("key %s: %w", fp, err)
-		}
-		vs = append(vs, v)
-	}
-	return note.VerifierList(vs...), nil
+	return anchors.PinnedVerifiers(s.Origin(), keys, fingerprints...)
 }
 
 // Verify checks the whole ledger against its checkpoints, trusting only the
@@ -749,14 +714,6 @@ func (s *Store) Verify(ctx context.Context, fingerprints []string, trusted [][]b
 	}
 	live := s.lock == nil && InUse(s.path)
 	return ledger.Verify(ctx, s, ledger.VerifyOptions{Origin: s.Origin(), Verifiers: vs, Trusted: trusted, Live: live})
-}
-
-func fingerprintOf(spki []byte) (string, error) {
-	pub, err := anchors.ParsePublicKey(spki)
-	if err != nil {
-		return "", err
-	}
-	return anchors.Fingerprint(pub)
 }
 
 // Stats counts the writer's work since Open.
@@ -778,7 +735,7 @@ func (s *Store) Lookup(ctx context.Context, id string) (ledger.Record, error) {
 	if err != nil {
 		return ledger.Record{}, fmt.Errorf("look up %s: %w", id, err)
 	}
-	recs, err := scanRecords(rows)
+	recs, err := ledger.ScanRecords(rows)
 	if err != nil {
 		return ledger.Record{}, fmt.Errorf("look up %s: %w", id, err)
 	}

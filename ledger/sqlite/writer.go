@@ -416,7 +416,7 @@ func (s *Store) retried(ctx context.Context, st writeStmts, r *request) (result,
 	if err != nil {
 		return result{}, false, fmt.Errorf("read log: %w", err)
 	}
-	recs, err := scanRecords(rows)
+	recs, err := ledger.ScanRecords(rows)
 	if err != nil {
 		return result{}, false, fmt.Errorf("read log: %w", err)
 	}
