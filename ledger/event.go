@@ -245,7 +245,36 @@ func validate(e Event, limits Limits) error {
 	if len(d) == 0 || d[0] != '{' || !json.Valid(e.Data) {
 		return fmt.Errorf("%w: data must be a JSON object", ErrInvalidEvent)
 	}
+	if n := depth(e.Data); n > MaxDepth {
+		return fmt.Errorf("%w: data nests %d levels deep, limit %d", ErrInvalidEvent, n, MaxDepth)
+	}
 	return nil
+}
+
+// MaxDepth bounds how deep an event's data nests. encoding/json reads at
+// most 10,000 levels, and the envelope adds one: data any deeper could be
+// written but not read back.
+const MaxDepth = 1000
+
+// depth is how deep valid JSON nests (objects and arrays), strings skipped.
+func depth(b []byte) int {
+	n, most, inString := 0, 0, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case inString && c == '\\':
+			i++
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			n++
+			most = max(most, n)
+		case c == '}' || c == ']':
+			n--
+		}
+	}
+	return most
 }
 
 // checkName rejects empty, oversized, non-UTF-8 or control-character values

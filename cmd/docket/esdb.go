@@ -40,6 +40,7 @@ type serverLedger interface {
 // is in EventStoreDB instead of the embedded SQLite file.
 type esdbFlags struct {
 	url, prefix *string
+	maxAppend   *int
 }
 
 func addESDBFlags(c *cobra.Command) esdbFlags {
@@ -48,6 +49,8 @@ func addESDBFlags(c *cobra.Command) esdbFlags {
 			"keep the ledger in EventStoreDB / KurrentDB at this URL (esdb://host:2113?tls=false, kurrentdb+discover://…); the derived tree stays in --data (env DOCKET_ESDB)"),
 		prefix: c.Flags().String("esdb-prefix", envOr("DOCKET_ESDB_PREFIX", esdb.DefaultPrefix),
 			"EventStoreDB stream name prefix of the ledger's streams; its checkpoints are in <prefix without trailing '-'>.checkpoints (env DOCKET_ESDB_PREFIX)"),
+		maxAppend: c.Flags().Int("esdb-max-append-size", esdb.DefaultMaxAppendSize,
+			"the server's MaxAppendSize in bytes: one append (one atomic write) must fit it"),
 	}
 }
 
@@ -64,7 +67,7 @@ func (f esdbFlags) open(ctx context.Context, data string, signer anchors.Signer,
 	if err := os.MkdirAll(filepath.Dir(witnessPath(data)), 0o700); err != nil {
 		return nil, err
 	}
-	s, err := esdb.Open(ctx, esdb.Config{Remote: f.remote(), Path: esdbIndexPath(data), Signer: signer, Now: now, WitnessPath: witnessPath(data)})
+	s, err := esdb.Open(ctx, esdb.Config{Remote: f.remote(), Path: esdbIndexPath(data), Signer: signer, Now: now, WitnessPath: witnessPath(data), MaxAppendSize: *f.maxAppend})
 	if err != nil {
 		return nil, fmt.Errorf("open EventStoreDB ledger: %w", err)
 	}

@@ -232,8 +232,15 @@ func (l *Log) readStream(ctx context.Context, name string, from uint64, backward
 				return err
 			}
 			evs = append(evs, got...)
-			if uint64(len(got)) < n || backwards || (count > 0 && uint64(len(evs)) >= count) {
+			if uint64(len(got)) < n || (count > 0 && uint64(len(evs)) >= count) || (backwards && count == 0) {
 				return nil
+			}
+			if backwards {
+				if got[len(got)-1].EventNumber == 0 {
+					return nil
+				}
+				opts.From = kurrentdb.Revision(got[len(got)-1].EventNumber - 1)
+				continue
 			}
 			opts.From = kurrentdb.Revision(got[len(got)-1].EventNumber + 1)
 		}
@@ -308,9 +315,11 @@ func (l *Log) ledgerStream(name string) (string, bool) {
 var idNamespace = uuid.MustParse("6f0f5c52-3d0e-4a55-9a62-8f1f0c7d3e11")
 
 // EventID is the EventStoreDB event id of a ledger event id: the UUID
-// itself, or a name-based UUIDv5 for any other string.
+// itself when the id is a UUID in its canonical (lower-case, hyphenated)
+// form, or a name-based UUIDv5 for any other string, so two different ids
+// (such as one UUID in upper and in lower case) never share one.
 func EventID(id string) uuid.UUID {
-	if u, err := uuid.Parse(id); err == nil && len(id) == 36 {
+	if u, err := uuid.Parse(id); err == nil && u.String() == id {
 		return u
 	}
 	return uuid.NewSHA1(idNamespace, []byte(id))

@@ -106,39 +106,51 @@ func TestRestoredFromAnOlderBackup(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The "backup": the checkpoint stream and change-1's first 5 events,
-	// copied into a fresh server.
-	b := standIn(t)
-	restored, err := Dial(Remote{URL: b.URL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer restored.Close()
-	for _, st := range []struct {
-		name string
-		n    int
-	}{{s.cpStream, 1 << 20}, {s.esdbStream("change-1"), 5}} {
-		evs, _, err := s.readStream(ctx, st.name, 0, false, 0)
+	// copy writes the checkpoint stream and change-1's first n events into
+	// a fresh server, after pad events of another application.
+	copyTo := func(n, pad int) *esdbtest.Server {
+		b := standIn(t)
+		restored, err := Dial(Remote{URL: b.URL()})
 		if err != nil {
 			t.Fatal(err)
 		}
-		var data []kurrentdb.EventData
-		for _, e := range evs[:min(st.n, len(evs))] {
-			data = append(data, kurrentdb.EventData{EventID: e.EventID, EventType: e.EventType, ContentType: kurrentdb.ContentTypeJson, Data: e.Data})
+		defer restored.Close()
+		write := func(name string, data []kurrentdb.EventData) {
+			if err := restored.do(ctx, func(c *kurrentdb.Client) error {
+				_, err := c.AppendToStream(ctx, name, kurrentdb.AppendToStreamOptions{}, data...)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if err := restored.do(ctx, func(c *kurrentdb.Client) error {
-			_, err := c.AppendToStream(ctx, st.name, kurrentdb.AppendToStreamOptions{StreamState: kurrentdb.NoStream{}}, data...)
-			return err
-		}); err != nil {
-			t.Fatal(err)
+		for range pad {
+			write("other-app", []kurrentdb.EventData{{EventType: "Tick", ContentType: kurrentdb.ContentTypeJson, Data: []byte(`{}`)}})
 		}
+		for _, st := range []struct {
+			name string
+			n    int
+		}{{s.cpStream, 1 << 20}, {s.esdbStream("change-1"), n}} {
+			evs, _, err := s.readStream(ctx, st.name, 0, false, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var data []kurrentdb.EventData
+			for _, e := range evs[:min(st.n, len(evs))] {
+				data = append(data, kurrentdb.EventData{EventID: e.EventID, EventType: e.EventType, ContentType: kurrentdb.ContentTypeJson, Data: e.Data})
+			}
+			write(st.name, data)
+		}
+		return b
 	}
+	older, moved := copyTo(5, 0), copyTo(10, 7)
 	s.Close()
-	if s2, err := Open(ctx, Config{Remote: Remote{URL: b.URL()}, Path: path, IndexWait: time.Second}); err == nil {
-		s2.Close()
-		t.Fatal("the node started on an index past the restored log's end")
-	} else if !strings.Contains(err.Error(), "no longer holds") {
-		t.Fatalf("got %v, want it to say EventStoreDB no longer holds the index's last event", err)
+	for name, srv := range map[string]*esdbtest.Server{"an older backup": older, "the whole log at other positions": moved} {
+		if s2, err := Open(ctx, Config{Remote: Remote{URL: srv.URL()}, Path: path, IndexWait: time.Second}); err == nil {
+			s2.Close()
+			t.Fatalf("%s: the node started on an index that does not match it", name)
+		} else if !strings.Contains(err.Error(), "no longer holds") {
+			t.Fatalf("%s: got %v, want it to say EventStoreDB no longer holds the index's last event as indexed", name, err)
+		}
 	}
 	// On the original server it starts.
 	s3, err := Open(ctx, Config{Remote: Remote{URL: a.URL()}, Path: path})
@@ -146,4 +158,21 @@ func TestRestoredFromAnOlderBackup(t *testing.T) {
 		t.Fatal(err)
 	}
 	s3.Close()
+}
+
+// Different ledger ids never share an EventStoreDB id.
+func TestEventIDsAreDistinct(t *testing.T) {
+	lower := "0190e0d6-0000-7000-8000-00000000000a"
+	ids := []string{lower, strings.ToUpper(lower), "{" + lower + "}", "urn:uuid:" + lower, "evt-1"}
+	seen := map[string]string{}
+	for _, id := range ids {
+		e := EventID(id).String()
+		if other, dup := seen[e]; dup {
+			t.Fatalf("%q and %q map to one EventStoreDB id %s", other, id, e)
+		}
+		seen[e] = id
+	}
+	if EventID(lower).String() != lower {
+		t.Fatal("a canonical UUID is not its own EventStoreDB id")
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"iter"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -57,6 +58,9 @@ type Config struct {
 
 // DefaultMaxAppendSize is EventStoreDB's default MaxAppendSize (1 MiB).
 const DefaultMaxAppendSize = 1 << 20
+
+// minAppendSize is the least maximum append size Docket works with.
+const minAppendSize = 64 << 10
 
 // envelopeRoom is what an event's envelope may add to its data (ids,
 // stream and type names, actor, time), kept free under MaxAppendSize.
@@ -155,6 +159,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.MaxAppendSize <= 0 {
 		cfg.MaxAppendSize = DefaultMaxAppendSize
 	}
+	if cfg.MaxAppendSize < minAppendSize {
+		l.Close()
+		return nil, fmt.Errorf("esdb: a maximum append size of %d bytes leaves no room for an event (at least %d)", cfg.MaxAppendSize, minAppendSize)
+	}
 	s := &Store{Log: l, cfg: cfg, limits: limitsFor(cfg.Limits, cfg.MaxAppendSize), now: cfg.Now, notify: make(chan struct{}), grew: make(chan struct{}, 1)}
 	if s.now == nil {
 		s.now = time.Now
@@ -231,9 +239,6 @@ func (s *Store) open(ctx context.Context) error {
 	if s.root, err = s.rng.GetRootHash(nil); err != nil {
 		return err
 	}
-	if err := s.stillThere(ctx); err != nil {
-		return err
-	}
 	var from string
 	if err := s.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'from'`).Scan(&from); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
@@ -244,6 +249,9 @@ func (s *Store) open(ctx context.Context) error {
 			return fmt.Errorf("local index: $all position %q: %w", from, err)
 		}
 		s.from = &p
+	}
+	if err := s.stillThere(ctx); err != nil {
+		return err
 	}
 	if s.cfg.Signer != nil {
 		if s.noteSigner, err = anchors.NewNoteSigner("docket/"+s.ledgerID, s.cfg.Signer); err != nil {
@@ -266,21 +274,51 @@ func (s *Store) stillThere(ctx context.Context) error {
 		return nil
 	}
 	var stream, esdbID string
-	var rev int64
+	var rev, commitAt int64
 	var canonical []byte
-	if err := s.db.QueryRowContext(ctx, `SELECT stream, revision, esdb_id, canonical FROM events WHERE position = ?`, int64(s.size-1)).
-		Scan(&stream, &rev, &esdbID, &canonical); err != nil {
+	if err := s.db.QueryRowContext(ctx, `SELECT stream, revision, esdb_id, commit_at, canonical FROM events WHERE position = ?`, int64(s.size-1)).
+		Scan(&stream, &rev, &esdbID, &commitAt, &canonical); err != nil {
 		return fmt.Errorf("local index: position %d: %w", s.size-1, err)
 	}
 	evs, _, err := s.readStream(ctx, s.esdbStream(stream), uint64(rev), false, 1)
 	if err != nil && !errors.Is(err, errTombstoned) {
 		return fmt.Errorf("esdb: read %s: %w", stream, err)
 	}
-	if len(evs) == 1 && evs[0].EventNumber == uint64(rev) && evs[0].EventID.String() == esdbID && bytes.Equal(evs[0].Data, canonical) {
-		return nil
+	// The same event at the same place in $all (a log copied elsewhere
+	// has the bytes but not the positions, and the follower resumes by
+	// position), and $all reaching as far as the follower had read.
+	if len(evs) == 1 && evs[0].EventNumber == uint64(rev) && evs[0].EventID.String() == esdbID && bytes.Equal(evs[0].Data, canonical) &&
+		evs[0].Position.Commit == uint64(commitAt) {
+		end, err := s.allEnd(ctx)
+		if err != nil {
+			return fmt.Errorf("esdb: read the end of $all: %w", err)
+		}
+		if s.from == nil || end.Commit >= s.from.Commit {
+			return nil
+		}
 	}
-	return fmt.Errorf("esdb: the local index %s ends at position %d (%s revision %d), which EventStoreDB no longer holds as indexed: "+
+	return fmt.Errorf("esdb: the local index %s ends at position %d (%s revision %d), which EventStoreDB no longer holds as indexed (the same event at the same $all position): "+
 		"it was restored from an older backup, or the event was deleted or altered; run docket verify ledger --esdb, and remove the index to rebuild it from EventStoreDB", s.cfg.Path, s.size-1, stream, rev)
+}
+
+// allEnd is the position of the last event in $all.
+func (s *Store) allEnd(ctx context.Context) (kurrentdb.Position, error) {
+	var end kurrentdb.Position
+	err := s.do(ctx, func(c *kurrentdb.Client) error {
+		rs, err := c.ReadAll(ctx, kurrentdb.ReadAllOptions{Direction: kurrentdb.Backwards, From: kurrentdb.End{}}, 1)
+		if err != nil {
+			return err
+		}
+		evs, err := drain(rs)
+		if err != nil {
+			return err
+		}
+		if len(evs) > 0 {
+			end = evs[0].Position
+		}
+		return nil
+	})
+	return end, err
 }
 
 // LedgerID returns the ledger's identifier (kept in EventStoreDB).
@@ -624,7 +662,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected ledger.Expec
 			return nil, ledger.WrongRevision(stream, expected, last, exists)
 		case cd == kurrentdb.ErrorCodeAppendTransactionSizeExceeded || cd == kurrentdb.ErrorCodeAppendRecordSizeExceeded ||
 			strings.Contains(err.Error(), "Maximum Append Size"):
-			return nil, fmt.Errorf("append %s: EventStoreDB refused the append as too large (its MaxAppendSize is below Docket's --esdb setting %d): %w", stream, s.cfg.MaxAppendSize, ledger.ErrTooLarge)
+			return nil, fmt.Errorf("append %s: EventStoreDB refused the append as too large (its MaxAppendSize is below --esdb-max-append-size %d): %w", stream, s.cfg.MaxAppendSize, ledger.ErrTooLarge)
 		case cd == kurrentdb.ErrorCodeStreamDeleted:
 			return nil, fmt.Errorf("append %s: the stream was tombstoned in EventStoreDB: %w", stream, err)
 		default:
@@ -780,11 +818,16 @@ func inChunks(values []string, f func(chunk []any, marks string) error) error {
 }
 
 // inStream checks EventStoreDB's stream itself for the events' ids.
+//
+// It reads the stream's tail: the events themselves and retryWindow more
+// that other writers may have appended since, newest first, so its cost
+// does not grow with the stream.
 func (s *Store) inStream(ctx context.Context, stream string, prepared []ledger.Prepared, ids []uuid.UUID) ([]ledger.Record, bool, error) {
-	evs, _, err := s.readStream(ctx, s.esdbStream(stream), 0, false, 0)
+	evs, _, err := s.readStream(ctx, s.esdbStream(stream), 0, true, uint64(len(ids)+retryWindow))
 	if err != nil {
 		return nil, false, fmt.Errorf("read %s: %w", stream, err)
 	}
+	slices.Reverse(evs)
 	for i, e := range evs {
 		if e.EventID != ids[0] {
 			continue
@@ -799,6 +842,10 @@ func (s *Store) inStream(ctx context.Context, stream string, prepared []ledger.P
 	}
 	return nil, false, nil
 }
+
+// retryWindow is how many events other writers may append to a stream
+// between a first attempt and its retry for inStream to still find it.
+const retryWindow = 1024
 
 // indexed waits until the follower indexed the events with these
 // EventStoreDB ids in stream and returns their records.

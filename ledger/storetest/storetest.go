@@ -329,6 +329,10 @@ func testInvalid(t *testing.T, s ledger.Store) {
 		{"empty actor id", "s", func(e *ledger.Event) { e.Actor.ID = "" }},
 		{"number JCS cannot represent", "s", func(e *ledger.Event) { e.Data = json.RawMessage(`{"n":1e999}`) }},
 		{"year 10000", "s", func(e *ledger.Event) { e.Time = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }},
+		{"data nested past MaxDepth", "s", func(e *ledger.Event) {
+			n := ledger.MaxDepth
+			e.Data = json.RawMessage(`{"a":` + strings.Repeat("[", n) + `"\"]"` + strings.Repeat("]", n) + `}`)
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
