@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -32,7 +31,6 @@ type request struct {
 	cp       ledger.Checkpoint
 	note     []byte
 	done     chan result
-	t        time.Time
 }
 
 type result struct {
@@ -76,7 +74,6 @@ func (s *Store) submit(ctx context.Context, r *request) error {
 // append for a failed one.
 func (s *Store) do(ctx context.Context, r *request) ([]ledger.Record, error) {
 	r.done = make(chan result, 1)
-	r.t = time.Now()
 	s.sendMu.RLock()
 	// Checked and queued under one read lock: Close cannot slip its
 	// barrier and final checkpoint in between.
@@ -123,19 +120,8 @@ func (s *Store) writer(ctx context.Context) {
 	}
 }
 
-var DebugTxCommitNs, DebugCommitNs, DebugCommits, DebugWaitNs, DebugWaits atomic.Int64
-
 func (s *Store) commit(ctx context.Context, batch []*request) {
-	t0 := time.Now()
-	for _, r := range batch {
-		if !r.t.IsZero() {
-			DebugWaitNs.Add(int64(t0.Sub(r.t)))
-			DebugWaits.Add(1)
-		}
-	}
 	results, err := s.commitTx(ctx, batch)
-	DebugCommitNs.Add(int64(time.Since(t0)))
-	DebugCommits.Add(1)
 	if errors.Is(err, errSplit) {
 		for _, r := range batch {
 			s.commit(ctx, []*request{r})
@@ -269,8 +255,6 @@ func (s *Store) commitTx(ctx context.Context, batch []*request) (results []resul
 	if err != nil {
 		return nil, err
 	}
-	tc := time.Now()
-	defer func() { DebugTxCommitNs.Add(int64(time.Since(tc))) }()
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
 	}
