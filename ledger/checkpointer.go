@@ -8,8 +8,11 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/google/renameio/v2"
 
 	"github.com/evidence-parity/docket/anchors"
 )
@@ -227,26 +230,10 @@ func (f FileWitness) Load() ([]byte, error) {
 	return b, err
 }
 
-// Save writes the note to a temporary file, syncs it and renames it over
-// the file.
+// Save replaces the file with the note whole or not at all (renameio: a
+// synced temporary file renamed over it).
 func (f FileWitness) Save(note []byte) error {
-	tmp := string(f) + ".tmp"
-	fh, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := fh.Write(note); err != nil {
-		fh.Close()
-		return err
-	}
-	if err := fh.Sync(); err != nil {
-		fh.Close()
-		return err
-	}
-	if err := fh.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, string(f))
+	return renameio.WriteFile(string(f), note, 0o600, renameio.WithTempDir(filepath.Dir(string(f))), renameio.WithStaticPermissions(0o600))
 }
 
 // Err returns the outcome of the last signing attempt (nil when it worked).

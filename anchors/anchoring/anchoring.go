@@ -39,6 +39,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/renameio/v2"
+
 	"github.com/evidence-parity/docket/anchors/ots"
 	"github.com/evidence-parity/docket/ledger"
 )
@@ -504,30 +506,13 @@ func (a *Anchorer) store(anc Anchor, note []byte, proof *ots.File) error {
 	return writeAtomic(a.path(anc.Size, "json"), append(meta, '\n'))
 }
 
+// writeAtomic replaces path with b whole or not at all (renameio: a
+// synced temporary file renamed over it), then syncs the directory, since
+// the rename is durable only once the directory is.
 func writeAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
+	if err := renameio.WriteFile(path, b, 0o644, renameio.WithTempDir(filepath.Dir(path)), renameio.WithStaticPermissions(0o644)); err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	// The rename is durable once the directory is.
 	d, err := os.Open(filepath.Dir(path))
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/google/renameio/v2"
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
@@ -325,19 +326,15 @@ func writeCredential(path, cred string) error {
 			return err
 		}
 	}
-	tmp, err := os.CreateTemp(dir, ".credential-*")
+	f, err := renameio.NewPendingFile(path, renameio.WithTempDir(dir), renameio.WithStaticPermissions(0o600))
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.WriteString(cred + "\n"); err != nil {
-		tmp.Close()
+	defer f.Cleanup()
+	if _, err := f.WriteString(cred + "\n"); err != nil {
 		return err
 	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return f.CloseAtomicallyReplace()
 }
 
 // recordAction records an action and returns its verdicts' reasons.

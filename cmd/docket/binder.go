@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/google/renameio/v2"
 	"github.com/spf13/cobra"
 
 	"github.com/evidence-parity/docket/anchors/anchoring"
@@ -189,36 +191,22 @@ func written(paths ...string) string {
 	return ": " + strings.Join(ps, ", ")
 }
 
-// writeFileAtomic writes a file whole or not at all.
+// writeFileAtomic writes a file whole or not at all (renameio: a synced
+// temporary file beside it, renamed over it).
 func writeFileAtomic(path string, write func(io.Writer) error) error {
-	tmp, err := os.CreateTemp(dirOf(path), ".docket-*")
+	f, err := renameio.NewPendingFile(path, renameio.WithTempDir(filepath.Dir(path)), renameio.WithStaticPermissions(0o644))
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	bw := bufio.NewWriter(tmp)
+	defer f.Cleanup()
+	bw := bufio.NewWriter(f)
 	if err := write(bw); err != nil {
-		tmp.Close()
 		return err
 	}
 	if err := bw.Flush(); err != nil {
-		tmp.Close()
 		return err
 	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
-
-func dirOf(path string) string {
-	if i := strings.LastIndex(path, "/"); i >= 0 {
-		return path[:i+1]
-	}
-	return "."
+	return f.CloseAtomicallyReplace()
 }
 
 // openBinderSource opens the ledger read-only and the read models brought
