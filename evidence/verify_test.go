@@ -11,7 +11,6 @@ import (
 	"github.com/evidence-parity/docket/anchors/anchoring"
 	"github.com/evidence-parity/docket/anchors/ots"
 	"github.com/evidence-parity/docket/anchors/ots/otstest"
-	"github.com/evidence-parity/docket/domain"
 	"github.com/evidence-parity/docket/domain/answers"
 	"github.com/evidence-parity/docket/domain/clerk/clerktest"
 	"github.com/evidence-parity/docket/evidence"
@@ -24,46 +23,9 @@ import (
 // deviation, and returns their ids.
 func recordChanges(t testing.TB, w *clerktest.World, n int) []string {
 	t.Helper()
-	ctx := context.Background()
-	k := w.Clerk
 	var ids []string
 	for i := range n {
-		id, hash, err := k.SubmitPlan(ctx, w.Agent, "", "alice", clerktest.Plan())
-		if err != nil {
-			t.Fatal(err)
-		}
-		k.ViewPlan(ctx, w.Bob, id)
-		w.Advance(15 * time.Minute)
-		if err := k.Approve(ctx, w.Bob, id, hash, "ok"); err != nil {
-			t.Fatal(err)
-		}
-		ses, err := k.RequestSession(ctx, w.Agent, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cred := ses.Credential
-		if _, err := k.RecordAction(ctx, cred, "edit", []domain.ResourceUse{{Resource: "file:github.com/acme/api/src/billing/total.go", Verb: domain.Write}}, "", ""); err != nil {
-			t.Fatal(err)
-		}
-		if i%3 == 1 {
-			k.RecordAction(ctx, cred, "read", []domain.ResourceUse{{Resource: "env:AWS_SECRET_ACCESS_KEY", Verb: domain.Read}}, "", "")
-			c, _ := k.Change(ctx, id)
-			for xid := range c.Exceptions {
-				if err := k.ResolveException(ctx, w.Bob, id, xid, domain.DispositionRemediated, "key rotated"); err != nil {
-					t.Fatal(err)
-				}
-			}
-			s2, err := k.RequestSession(ctx, w.Agent, id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cred = s2.Credential
-		}
-		w.Attach(t, cred, "gotestsum-passing.xml", "gosec-clean.sarif")
-		if err := k.RequestPromotion(ctx, w.Agent, id); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, id)
+		ids = append(ids, w.Promoted(t, i%3 == 1))
 		w.Advance(time.Hour)
 	}
 	return ids

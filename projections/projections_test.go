@@ -19,47 +19,7 @@ func story(t testing.TB, w *clerktest.World) (clean, deviated, stamped string) {
 	t.Helper()
 	ctx := context.Background()
 	k := w.Clerk
-	run := func(stray bool) string {
-		id, hash, err := k.SubmitPlan(ctx, w.Agent, "", "alice", clerktest.Plan())
-		if err != nil {
-			t.Fatal(err)
-		}
-		k.ViewPlan(ctx, w.Bob, id)
-		w.Advance(15 * time.Minute)
-		if err := k.Approve(ctx, w.Bob, id, hash, "ok"); err != nil {
-			t.Fatal(err)
-		}
-		ses, err := k.RequestSession(ctx, w.Agent, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cred := ses.Credential
-		if _, err := k.RecordAction(ctx, cred, "edit", []domain.ResourceUse{{Resource: "file:github.com/acme/api/src/billing/total.go", Verb: domain.Write}}, "", ""); err != nil {
-			t.Fatal(err)
-		}
-		if stray {
-			if _, err := k.RecordAction(ctx, cred, "read", []domain.ResourceUse{{Resource: "env:AWS_SECRET_ACCESS_KEY", Verb: domain.Read}}, "", ""); !errors.Is(err, domain.ErrOutOfScope) {
-				t.Fatal(err)
-			}
-			c, _ := k.Change(ctx, id)
-			for xid := range c.Exceptions {
-				if err := k.ResolveException(ctx, w.Bob, id, xid, domain.DispositionRemediated, "key rotated"); err != nil {
-					t.Fatal(err)
-				}
-			}
-			s2, err := k.RequestSession(ctx, w.Agent, id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cred = s2.Credential
-		}
-		w.Attach(t, cred, "gotestsum-passing.xml", "gosec-clean.sarif")
-		if err := k.RequestPromotion(ctx, w.Agent, id); err != nil {
-			t.Fatal(err)
-		}
-		return id
-	}
-	clean, deviated = run(false), run(true)
+	clean, deviated = w.Promoted(t, false), w.Promoted(t, true)
 	id, hash, _ := k.SubmitPlan(ctx, w.Agent, "", "alice", clerktest.Plan())
 	k.ViewPlan(ctx, w.Bob, id)
 	w.Advance(3 * time.Second)

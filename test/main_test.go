@@ -9,32 +9,48 @@ import (
 	"testing"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-	buildOut  []byte
-)
+// buildBinary builds the command in ../cmd/name once per test binary run
+// and returns its path.
+var buildBinary = func() func(t testing.TB, name string) string {
+	type built struct {
+		path string
+		err  error
+		out  []byte
+	}
+	var mu sync.Mutex
+	onces := map[string]func() built{}
+	return func(t testing.TB, name string) string {
+		t.Helper()
+		mu.Lock()
+		once, ok := onces[name]
+		if !ok {
+			once = sync.OnceValue(func() built {
+				dir, err := os.MkdirTemp("", name+"-bin-")
+				if err != nil {
+					return built{err: err}
+				}
+				path := filepath.Join(dir, name)
+				cmd := exec.Command("go", "build", "-o", path, "./cmd/"+name)
+				cmd.Dir = ".."
+				out, err := cmd.CombinedOutput()
+				return built{path, err, out}
+			})
+			onces[name] = once
+		}
+		mu.Unlock()
+		b := once()
+		if b.err != nil {
+			t.Fatalf("go build %s: %v\n%s", name, b.err, b.out)
+		}
+		return b.path
+	}
+}()
 
 // buildDocket builds cmd/docket once per test binary run.
-func buildDocket(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "docket-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "docket")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/docket")
-		cmd.Dir = ".."
-		buildOut, buildErr = cmd.CombinedOutput()
-	})
-	if buildErr != nil {
-		t.Fatalf("go build: %v\n%s", buildErr, buildOut)
-	}
-	return binPath
-}
+func buildDocket(t testing.TB) string { return buildBinary(t, "docket") }
+
+// buildHook builds cmd/docket-hook once per test binary run.
+func buildHook(t testing.TB) string { return buildBinary(t, "docket-hook") }
 
 // run runs the binary and fails the test unless it exits 0.
 func run(t *testing.T, bin string, args ...string) string {
@@ -64,31 +80,4 @@ func runCode(t *testing.T, bin string, args ...string) (int, string, string) {
 		t.Fatal(err)
 	}
 	return 0, stdout.String(), stderr.String()
-}
-
-var (
-	hookOnce sync.Once
-	hookPath string
-	hookErr  error
-	hookOut  []byte
-)
-
-// buildHook builds cmd/docket-hook once per test binary run.
-func buildHook(t testing.TB) string {
-	t.Helper()
-	hookOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "docket-hook-bin-")
-		if err != nil {
-			hookErr = err
-			return
-		}
-		hookPath = filepath.Join(dir, "docket-hook")
-		cmd := exec.Command("go", "build", "-o", hookPath, "./cmd/docket-hook")
-		cmd.Dir = ".."
-		hookOut, hookErr = cmd.CombinedOutput()
-	})
-	if hookErr != nil {
-		t.Fatalf("go build docket-hook: %v\n%s", hookErr, hookOut)
-	}
-	return hookPath
 }

@@ -4,6 +4,7 @@ package clerktest
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -170,4 +171,57 @@ func (w *World) Approved(t testing.TB) (string, string, clerk.Session) {
 		t.Fatal(err)
 	}
 	return id, hash, ses
+}
+
+// Promoted takes one change through its whole life: Plan() submitted, bob
+// viewing it and approving it with "ok" after fifteen minutes, a session
+// editing src/billing/total.go, passing tests and a clean scan attached,
+// promotion. With stray the session also reads a secret out of scope; bob
+// resolves the exception and a second session finishes the work. It
+// returns the change id.
+func (w *World) Promoted(t testing.TB, stray bool) string {
+	t.Helper()
+	ctx := context.Background()
+	k := w.Clerk
+	id, hash, err := k.SubmitPlan(ctx, w.Agent, "", "alice", Plan())
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.ViewPlan(ctx, w.Bob, id)
+	w.Advance(15 * time.Minute)
+	if err := k.Approve(ctx, w.Bob, id, hash, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	ses, err := k.RequestSession(ctx, w.Agent, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred := ses.Credential
+	if _, err := k.RecordAction(ctx, cred, "edit", []domain.ResourceUse{{Resource: "file:github.com/acme/api/src/billing/total.go", Verb: domain.Write}}, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if stray {
+		if _, err := k.RecordAction(ctx, cred, "read", []domain.ResourceUse{{Resource: "env:AWS_SECRET_ACCESS_KEY", Verb: domain.Read}}, "", ""); !errors.Is(err, domain.ErrOutOfScope) {
+			t.Fatalf("the stray read: got %v, want ErrOutOfScope", err)
+		}
+		c, err := k.Change(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for xid := range c.Exceptions {
+			if err := k.ResolveException(ctx, w.Bob, id, xid, domain.DispositionRemediated, "key rotated"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s2, err := k.RequestSession(ctx, w.Agent, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cred = s2.Credential
+	}
+	w.Attach(t, cred, "gotestsum-passing.xml", "gosec-clean.sarif")
+	if err := k.RequestPromotion(ctx, w.Agent, id); err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
