@@ -23,6 +23,7 @@ import (
 	"github.com/evidence-parity/docket/domain"
 	"github.com/evidence-parity/docket/domain/clerk"
 	"github.com/evidence-parity/docket/graph"
+	"github.com/evidence-parity/docket/graph/client"
 	"github.com/evidence-parity/docket/projections"
 )
 
@@ -32,8 +33,8 @@ func newBenchGraphQLCmd() *cobra.Command {
 		Short: "Load-test recordAction over HTTP against an in-process server, and a trivial query for comparison",
 		Long: `Seeds a scratch ledger (one approved change and session per client), serves it on
 127.0.0.1 with the same router as docket serve, and has --clients concurrent
-clients post recordAction for --duration, then a trivial query ({ me { id } })
-for as long. Prints throughput, p50 and p99 for both, and the ratio: the cost
+clients post recordAction (the request docket-hook sends for a file edit) for
+--duration, then a trivial query ({ me { id } }) for as long. Prints throughput, p50 and p99 for both, and the ratio: the cost
 the ledger path (scope check, durable append, tree) adds to a request.`,
 		Args: cobra.NoArgs,
 	}
@@ -124,7 +125,7 @@ func (p benchProfiles) start() (stop func() error, err error) {
 }
 
 func benchGraphQL(ctx context.Context, out io.Writer, clients int, duration time.Duration, rate float64, live bool, prof benchProfiles) error {
-	serverGC() // the server's settings: this process is the server
+	serverRuntime() // the server's settings: this process is the server
 	data, err := os.MkdirTemp("", "docket-bench-graphql-")
 	if err != nil {
 		return err
@@ -242,7 +243,9 @@ func benchGraphQL(ctx context.Context, out io.Writer, clients int, duration time
 		all.ops = len(all.latencies)
 		return all
 	}
-	action, _ := json.Marshal(map[string]string{"query": `mutation { recordAction(input: {kind: "edit", uses: [{resource: "file:github.com/acme/api/src/x.go", verb: "write"}]}) { inScope } }`})
+	// What docket-hook sends for an agent's file edit.
+	action, _ := json.Marshal(map[string]any{"query": client.RecordActionQuery, "variables": map[string]any{"in": map[string]any{
+		"kind": "edit", "command": "Edit src/x.go", "uses": []map[string]string{{"resource": "file:github.com/acme/api/src/x.go", "verb": "write"}}}}})
 	trivial, _ := json.Marshal(map[string]string{"query": `{ me { id } }`})
 	stop, err := prof.start()
 	if err != nil {

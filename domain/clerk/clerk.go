@@ -60,7 +60,12 @@ func New(store ledger.Store, cfg Config) *Clerk {
 	if cfg.Policy.ReviewBytesPerSecond == 0 {
 		cfg.Policy.ReviewBytesPerSecond = d.ReviewBytesPerSecond
 	}
-	return &Clerk{store: store, now: cfg.Now, rand: cfg.Rand, policy: cfg.Policy}
+	// Times in UTC without a monotonic reading: what an event's JSON
+	// encoding keeps, so an event decided and applied here equals the one
+	// read back (see updateDecoded).
+	clock := cfg.Now
+	now := func() time.Time { return clock().UTC().Round(0) }
+	return &Clerk{store: store, now: now, rand: cfg.Rand, policy: cfg.Policy}
 }
 
 // maxAttempts bounds decide-append rounds lost to concurrent writers.
@@ -88,7 +93,7 @@ func load[S any, P state[S]](ctx context.Context, k *Clerk, stream string) (*S, 
 		return nil, ledger.Any, err
 	}
 	if len(recs) > 0 {
-		if s, next, _, err = extend[S, P](&k.cache, stream, s, next, recs); err != nil {
+		if s, next, err = extend[S, P](&k.cache, stream, s, next, recs); err != nil {
 			return nil, ledger.Any, err
 		}
 	}
@@ -99,25 +104,22 @@ func load[S any, P state[S]](ctx context.Context, k *Clerk, stream string) (*S, 
 }
 
 // extend applies recs, which must follow revision next-1, to a copy of s
-// (folded from next events), caches the result, and returns it with the
-// decoded events.
-func extend[S any, P state[S]](c *streamCache, stream string, s *S, next uint64, recs []ledger.Record) (*S, uint64, []domain.Event, error) {
+// (folded from next events), caches the result, and returns it.
+func extend[S any, P state[S]](c *streamCache, stream string, s *S, next uint64, recs []ledger.Record) (*S, uint64, error) {
 	s = P(s).Clone()
-	events := make([]domain.Event, len(recs))
-	for i, r := range recs {
+	for _, r := range recs {
 		if r.Event.Revision != next {
-			return nil, 0, nil, fmt.Errorf("%s: revision %d follows %d events", stream, r.Event.Revision, next)
+			return nil, 0, fmt.Errorf("%s: revision %d follows %d events", stream, r.Event.Revision, next)
 		}
 		e, err := domain.Decode(r.Event.Type, r.Event.Data)
 		if err != nil {
-			return nil, 0, nil, fmt.Errorf("%s at revision %d: %w", stream, r.Event.Revision, err)
+			return nil, 0, fmt.Errorf("%s at revision %d: %w", stream, r.Event.Revision, err)
 		}
 		P(s).Apply(e)
-		events[i] = e
 		next++
 	}
 	c.put(stream, s, next)
-	return s, next, events, nil
+	return s, next, nil
 }
 
 // streamCache keeps the folded states of recently used streams. A cached
@@ -173,8 +175,15 @@ func updateAs[S any, P state[S]](ctx context.Context, k *Clerk, stream, correlat
 	return recs, err
 }
 
-// updateDecoded is updateAs that also returns the appended events decoded
-// from the records as stored (decoded once, for the cache and the caller).
+// updateDecoded is updateAs that also returns the appended events.
+//
+// The state a decision was made on is the loaded state, a private copy
+// (deciders only read it), at exactly the revision the append expected. So
+// once the append succeeds, the decided events are applied to that copy and
+// it is cached as the stream's state: no re-read and no re-decode of what
+// was just written. The events are the ones stored: their data is the JSON
+// encoding of these values, and the clock gives UTC times without monotonic
+// readings, which the encoding keeps exactly (TestCachedStateIsTheStoredState).
 func updateDecoded[S any, P state[S]](ctx context.Context, k *Clerk, stream, correlation string, actor func(*S) ledger.Actor,
 	decide func(s *S, now time.Time) ([]domain.Event, error)) ([]ledger.Record, []domain.Event, error) {
 	for range maxAttempts {
@@ -193,24 +202,17 @@ func updateDecoded[S any, P state[S]](ctx context.Context, k *Clerk, stream, cor
 		if err != nil {
 			return nil, nil, err
 		}
-		// Fold what was appended into the cache now, so the next load
-		// of this stream needs no read. (Should that fail, the next load
-		// reads the records and reports it.)
-		c, next, ok := cachedState[S](&k.cache, stream)
-		if !ok {
-			c, next = new(S), 0
+		next := uint64(0) // load expects NoStream or Exact(next-1)
+		if last, ok := expected.Revision(); ok {
+			next = last + 1
 		}
-		var decoded []domain.Event
-		if len(recs) > 0 && recs[0].Event.Revision == next {
-			_, _, decoded, _ = extend[S, P](&k.cache, stream, c, next, recs)
-		}
-		if decoded == nil {
-			decoded = make([]domain.Event, len(recs))
-			for i, r := range recs {
-				decoded[i], _ = domain.Decode(r.Event.Type, r.Event.Data)
+		if len(recs) == len(events) && recs[0].Event.Revision == next {
+			for _, e := range events {
+				P(s).Apply(e)
 			}
+			k.cache.put(stream, s, next+uint64(len(events)))
 		}
-		return recs, decoded, derr
+		return recs, events, derr
 	}
 	return nil, nil, fmt.Errorf("%w: %s changed under %d attempts in a row", domain.ErrConflict, stream, maxAttempts)
 }

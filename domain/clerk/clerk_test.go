@@ -3,12 +3,14 @@ package clerk_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/evidence-parity/docket/domain"
+	"github.com/evidence-parity/docket/domain/clerk"
 	"github.com/evidence-parity/docket/domain/clerk/clerktest"
 	"github.com/evidence-parity/docket/ledger"
 )
@@ -346,5 +348,62 @@ func TestRetiringAnAgentKillsItsSessions(t *testing.T) {
 	_, err := w.Clerk.RecordAction(ctx, ses.Credential, "edit", []domain.ResourceUse{{Resource: "file:github.com/acme/api/src/billing/total.go", Verb: domain.Write}}, "", "")
 	if !errors.Is(err, domain.ErrCredentialDead) || !strings.Contains(err.Error(), "retired") {
 		t.Fatalf("action by a retired agent's session: %v", err)
+	}
+}
+
+// The clerk caches each stream's state by applying the events it decided
+// to the state it decided on; that must be exactly the state folded from
+// the events as stored, whatever the clock (the tests' plain UTC clock, or
+// the wall clock with its monotonic reading, in any zone), and it would not
+// be if a decider changed the state it was given.
+func TestCachedStateIsTheStoredState(t *testing.T) {
+	w := clerktest.NewWorld(t)
+	ctx := context.Background()
+	w.Promoted(t, true)
+	zoned := clerk.New(w.Store, clerk.Config{Now: func() time.Time { return time.Now().In(time.FixedZone("east", 5*3600+30*60)) }})
+	wall := clerk.New(w.Store, clerk.Config{})
+	for _, k := range []*clerk.Clerk{zoned, wall} {
+		id, hash, err := k.SubmitPlan(ctx, w.Agent, "", "alice", clerktest.Plan())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := k.ViewPlan(ctx, w.Bob, id); err != nil {
+			t.Fatal(err)
+		}
+		if err := k.Approve(ctx, w.Bob, id, hash, "fine"); err != nil {
+			t.Fatal(err)
+		}
+		ses, err := k.RequestSession(ctx, w.Agent, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := k.RecordAction(ctx, ses.Credential, "edit", []domain.ResourceUse{{Resource: "file:github.com/acme/api/src/billing/total.go", Verb: domain.Write}}, "go fmt", "ok"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := k.RecordAction(ctx, ses.Credential, "read", []domain.ResourceUse{{Resource: "env:AWS_SECRET_ACCESS_KEY", Verb: domain.Read}}, "", ""); !errors.Is(err, domain.ErrOutOfScope) {
+			t.Fatalf("out of scope: %v", err)
+		}
+	}
+	if _, err := w.Clerk.DeclareFreeze(ctx, w.Admin, "production", []string{"file:**"}, "quarter close"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Clerk.RetireAgent(ctx, w.Admin, w.AgentID); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, k := range []*clerk.Clerk{w.Clerk, zoned, wall} {
+		cached := clerk.CachedStates(k)
+		if len(cached) < 3 {
+			t.Fatalf("%d streams cached", len(cached))
+		}
+		for stream, c := range cached {
+			stored, err := clerk.FoldStored(ctx, k, stream, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(c.State, stored) {
+				t.Errorf("%s: cached\n%#v\nfolded from the ledger\n%#v", stream, c.State, stored)
+			}
+		}
 	}
 }

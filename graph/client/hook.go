@@ -630,6 +630,10 @@ func originURL(path string) (string, bool) {
 	return "", false
 }
 
+// RecordActionQuery is the operation RecordAction sends, with the action as
+// the variable in (a RecordActionInput).
+const RecordActionQuery = `mutation($in: RecordActionInput!) { recordAction(input: $in) { inScope verdicts { reason } } }`
+
 // RecordAction records an action under the client's session credential and
 // returns whether the server found it in scope, with its verdicts' reasons.
 func (c *Client) RecordAction(ctx context.Context, kind string, uses []map[string]any, command, outcome string) (bool, []string, error) {
@@ -648,7 +652,7 @@ func (c *Client) RecordAction(ctx context.Context, kind string, uses []map[strin
 	if outcome != "" {
 		in["outcome"] = outcome
 	}
-	if err := c.Do(ctx, `mutation($in: RecordActionInput!) { recordAction(input: $in) { inScope verdicts { reason } } }`, map[string]any{"in": in}, &out); err != nil {
+	if err := c.Do(ctx, RecordActionQuery, map[string]any{"in": in}, &out); err != nil {
 		return false, nil, err
 	}
 	var rs []string
