@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/evidence-parity/docket/domain"
+	"github.com/evidence-parity/docket/ledger"
 )
 
 // Cached is a state the clerk keeps and how many events it is folded from.
@@ -35,20 +36,20 @@ func FoldStored(ctx context.Context, k *Clerk, stream string, c Cached) (any, er
 		return nil, fmt.Errorf("%s has %d events, %d cached", stream, len(recs), c.Next)
 	}
 	recs = recs[:c.Next]
-	var scratch streamCache
 	switch c.State.(type) {
 	case *domain.Change:
-		s, _, err := extend[domain.Change](&scratch, stream, new(domain.Change), 0, recs)
-		return s, err
+		return foldFresh[domain.Change](stream, recs)
 	case *domain.Principal:
-		s, _, err := extend[domain.Principal](&scratch, stream, new(domain.Principal), 0, recs)
-		return s, err
+		return foldFresh[domain.Principal](stream, recs)
 	case *domain.Agent:
-		s, _, err := extend[domain.Agent](&scratch, stream, new(domain.Agent), 0, recs)
-		return s, err
+		return foldFresh[domain.Agent](stream, recs)
 	case *domain.Freezes:
-		s, _, err := extend[domain.Freezes](&scratch, stream, new(domain.Freezes), 0, recs)
-		return s, err
+		return foldFresh[domain.Freezes](stream, recs)
 	}
 	return nil, fmt.Errorf("%s: a state of type %T", stream, c.State)
+}
+
+func foldFresh[S any, P state[S]](stream string, recs []ledger.Record) (any, error) {
+	s, _, err := extend[S, P](&streamCache{}, stream, new(S), 0, recs)
+	return s, err
 }
