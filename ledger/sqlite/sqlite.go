@@ -87,10 +87,11 @@ type Store struct {
 	closed     bool         // no more appends
 	reqsClosed bool         // reqs is closed: no more requests of any kind
 
-	mu     sync.Mutex // guards head and notify
+	mu     sync.Mutex // guards head, notify and tail
 	size   uint64
 	root   []byte
 	notify chan struct{} // closed and replaced after every commit
+	tail   recentTail    // the last events committed, for subscribers
 
 	grew         chan struct{} // wakes the checkpointer
 	checkpointer *ledger.Checkpointer
@@ -460,6 +461,66 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64) ([]l
 
 const pageSize = 1024
 
+// recentTail holds the canonical bytes of the last events the writer
+// committed, positions start to start+len(canonical)-1 with no gap, so
+// subscribers following the log (the read models, live readers) take new
+// events from memory instead of querying them back. What it holds is what
+// the database holds: the bytes the writer inserted, published only after
+// their transaction committed.
+type recentTail struct {
+	start     uint64
+	canonical [][]byte
+}
+
+// recentTailSize bounds the tail: a subscriber further behind reads pages
+// from the database.
+const recentTailSize = 4096
+
+// add records a committed batch's events, which begin at position first.
+// A batch that does not follow the tail starts it over.
+func (t *recentTail) add(first uint64, canonical [][]byte) {
+	if len(canonical) == 0 {
+		return
+	}
+	if first != t.start+uint64(len(t.canonical)) {
+		t.start, t.canonical = first, nil
+	}
+	t.canonical = append(t.canonical, canonical...)
+	if n := len(t.canonical); n > 2*recentTailSize {
+		// Drop the oldest, copying the rest so the dropped bytes can be
+		// collected (amortized: once every recentTailSize events).
+		t.canonical = append([][]byte(nil), t.canonical[n-recentTailSize:]...)
+		t.start += uint64(n - recentTailSize)
+	}
+}
+
+// from returns up to n events from position from on, and whether the tail
+// answers for from: it holds from, or from is the position after its end.
+func (t *recentTail) from(from uint64, n int) ([][]byte, bool) {
+	end := t.start + uint64(len(t.canonical))
+	if len(t.canonical) == 0 || from < t.start || from > end {
+		return nil, false
+	}
+	got := t.canonical[from-t.start : from-t.start+uint64(min(uint64(n), end-from))]
+	return got, true
+}
+
+// decodeTail decodes events from the tail as ScanRecords decodes rows.
+func decodeTail(from uint64, canonical [][]byte) ([]ledger.Record, error) {
+	if len(canonical) == 0 {
+		return nil, nil
+	}
+	out := make([]ledger.Record, len(canonical))
+	for i, c := range canonical {
+		e, err := ledger.Decode(c)
+		if err != nil {
+			return nil, fmt.Errorf("read log: position %d: %w", from+uint64(i), err)
+		}
+		out[i] = ledger.Record{Position: from + uint64(i), Event: e, Canonical: c}
+	}
+	return out, nil
+}
+
 // ReadAll yields records in position order from position from to the end
 // of the log as it stands while reading.
 func (s *Store) ReadAll(ctx context.Context, from uint64) iter.Seq2[ledger.Record, error] {
@@ -479,6 +540,12 @@ func (s *Store) Subscribe(ctx context.Context, from uint64) iter.Seq2[ledger.Rec
 }
 
 func (s *Store) page(ctx context.Context, from uint64) ([]ledger.Record, error) {
+	s.mu.Lock()
+	canonical, ok := s.tail.from(from, pageSize)
+	s.mu.Unlock()
+	if ok {
+		return decodeTail(from, canonical)
+	}
 	rows, err := s.r.page.QueryContext(ctx, int64(from), pageSize)
 	if err != nil {
 		return nil, fmt.Errorf("read log: %w", err)

@@ -279,6 +279,7 @@ func (s *Store) commitTx(ctx context.Context, batch []*request) (results []resul
 	s.headsMu.Unlock()
 	if len(b.leaves) > 0 {
 		s.mu.Lock()
+		s.tail.add(s.size, b.canonical)
 		s.size, s.root = s.rng.End(), root
 		close(s.notify)
 		s.notify = make(chan struct{})
@@ -318,8 +319,9 @@ func (s *Store) nextRevision(ctx context.Context, st writeStmts, b *batchState, 
 
 // batchState is what one transaction has appended so far.
 type batchState struct {
-	leaves [][]byte
-	next   map[string]uint64 // stream → next revision, for streams appended to
+	leaves    [][]byte
+	canonical [][]byte          // the events' canonical bytes, in position order
+	next      map[string]uint64 // stream → next revision, for streams appended to
 }
 
 // appendTx writes one append request inside the batch's transaction. It
@@ -361,6 +363,7 @@ func (s *Store) appendTx(ctx context.Context, st writeStmts, r *request, b *batc
 		}
 		recs[i] = rec
 		b.leaves = append(b.leaves, leaf)
+		b.canonical = append(b.canonical, rec.Canonical)
 	}
 	b.next[r.stream] = next + uint64(len(r.events))
 	return result{records: recs}, nil
