@@ -54,6 +54,18 @@ type Rule struct {
 // Scope is the list of rules a plan asks for and an approval grants.
 type Scope []Rule
 
+// Clone returns a copy of s that shares no memory with it (nil stays nil).
+func (s Scope) Clone() Scope {
+	if s == nil {
+		return nil
+	}
+	out := make(Scope, len(s))
+	for i, r := range s {
+		out[i] = Rule{Resource: r.Resource, Verbs: slices.Clone(r.Verbs)}
+	}
+	return out
+}
+
 // ErrInvalidScope is returned for a malformed rule.
 var ErrInvalidScope = errors.New("invalid scope")
 

@@ -27,6 +27,9 @@ import (
 // stored, then each new one as it is appended, never skipping or repeating
 // one across that switch. It runs until the consumer stops ranging or ctx is
 // done; then it yields ctx's error once and stops.
+//
+// Records a store returns are read-only: their byte slices (Canonical, and
+// Event.Data within it) may be shared with other readers and the appender.
 type Store interface {
 	Append(ctx context.Context, stream string, expected ExpectedRevision, events ...Event) ([]Record, error)
 	ReadStream(ctx context.Context, stream string, from uint64) ([]Record, error)

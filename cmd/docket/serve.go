@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v5"
@@ -172,13 +173,16 @@ const defaultRateLimit = 500
 // benchmark showed the writer holding a P in system calls for 45% of the
 // run, while request goroutines waited to run with a core idle). The spare
 // P runs them meanwhile: about 5% more recordActions a second on 2 cores,
-// CPU per request unchanged; a second spare P made it worse.
+// CPU per request unchanged; a second spare P made it worse. Setting it
+// ends the runtime's tracking of a container's CPU limit while running (the
+// limit at start-up is still what CPUs counts).
 const (
 	serverGCPercent   = 400
 	serverMemoryLimit = 256 << 20
 )
 
-func serverRuntime() {
+// serverRuntime applies the settings above, once per process.
+var serverRuntime = sync.OnceFunc(func() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(serverGCPercent)
 	}
@@ -188,7 +192,7 @@ func serverRuntime() {
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)
 	}
-}
+})
 
 // newRouter is the server's HTTP surface: /graphql, /metrics, /healthz and
 // /readyz behind recovery, request ids, request logs, secure headers and a

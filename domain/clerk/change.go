@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,6 +39,7 @@ func (k *Clerk) agentOf(ctx context.Context, a domain.Actor) (*domain.Agent, err
 // existing one, on behalf of the human who requested it. It returns the
 // change id and the plan hash.
 func (k *Clerk) SubmitPlan(ctx context.Context, by domain.Actor, changeID, requestedBy string, p domain.Plan) (string, string, error) {
+	p.Scope = p.Scope.Clone() // see updateDecoded
 	agent, err := k.agentOf(ctx, by)
 	if err != nil {
 		return "", "", err
@@ -180,6 +182,7 @@ func sessionActor(sessionID string) func(c *domain.Change) ledger.Actor {
 // domain.ErrOutOfScope after revoking the credential and opening an
 // exception, all in one append.
 func (k *Clerk) RecordAction(ctx context.Context, credential, kind string, uses []domain.ResourceUse, command, outcome string) (domain.ActionRecorded, error) {
+	uses = slices.Clone(uses) // see updateDecoded
 	changeID, sessionID, err := sessionRef(credential)
 	if err != nil {
 		return domain.ActionRecorded{}, err
@@ -332,6 +335,7 @@ func (k *Clerk) CheckEmergency(ctx context.Context, changeID string) error {
 
 // DeclareFreeze declares a change freeze and returns its id.
 func (k *Clerk) DeclareFreeze(ctx context.Context, by domain.Actor, environment string, scope []string, reason string) (string, error) {
+	scope = omitEmpty(slices.Clone(scope)) // see updateDecoded
 	id := newID("frz-")
 	_, err := update[domain.Freezes](ctx, k, domain.FreezeStream, "", ledgerActor(by), func(f *domain.Freezes, now time.Time) ([]domain.Event, error) {
 		return domain.DeclareFreeze(*f, by, id, environment, scope, reason, now)

@@ -177,13 +177,19 @@ func updateAs[S any, P state[S]](ctx context.Context, k *Clerk, stream, correlat
 
 // updateDecoded is updateAs that also returns the appended events.
 //
-// The state a decision was made on is the loaded state, a private copy
-// (deciders only read it), at exactly the revision the append expected. So
-// once the append succeeds, the decided events are applied to that copy and
-// it is cached as the stream's state: no re-read and no re-decode of what
-// was just written. The events are the ones stored: their data is the JSON
-// encoding of these values, and the clock gives UTC times without monotonic
-// readings, which the encoding keeps exactly (TestCachedStateIsTheStoredState).
+// The state a decision was made on is the loaded state, a private copy at
+// exactly the revision the append expected. So once the append succeeds,
+// the decided events are applied to that copy and it is cached as the
+// stream's state: no re-read and no re-decode of what was just written.
+// That is the state folded from the events as stored
+// (TestCachedStateIsTheStoredState) because
+//   - deciders do not change the state they are given, except by applying
+//     events they return (overdue), which applying again leaves as it is;
+//   - the events hold exactly what their JSON encoding keeps: the clock
+//     gives UTC times without monotonic readings, and commands pass an
+//     empty slice that an event omits when empty (omitempty) as nil;
+//   - the events share no memory with the caller, who may change its
+//     slices after the call: commands copy the slices they are given.
 func updateDecoded[S any, P state[S]](ctx context.Context, k *Clerk, stream, correlation string, actor func(*S) ledger.Actor,
 	decide func(s *S, now time.Time) ([]domain.Event, error)) ([]ledger.Record, []domain.Event, error) {
 	for range maxAttempts {
@@ -215,6 +221,15 @@ func updateDecoded[S any, P state[S]](ctx context.Context, k *Clerk, stream, cor
 		return recs, events, derr
 	}
 	return nil, nil, fmt.Errorf("%w: %s changed under %d attempts in a row", domain.ErrConflict, stream, maxAttempts)
+}
+
+// omitEmpty returns s, or nil if s is empty: what an event field tagged
+// omitempty holds once read back.
+func omitEmpty[S ~[]E, E any](s S) S {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
 }
 
 func (k *Clerk) append(ctx context.Context, stream string, expected ledger.ExpectedRevision, actor ledger.Actor, correlation string, events []domain.Event) ([]ledger.Record, error) {

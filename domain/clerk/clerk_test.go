@@ -360,6 +360,49 @@ func TestCachedStateIsTheStoredState(t *testing.T) {
 	w := clerktest.NewWorld(t)
 	ctx := context.Background()
 	w.Promoted(t, true)
+
+	// The caller changes its slices after each command.
+	plan := clerktest.Plan()
+	id, hash, err := w.Clerk.SubmitPlan(ctx, w.Agent, "", "alice", plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan.Scope[0].Resource, plan.Scope[0].Verbs[0] = "file:**", domain.Exec
+	if err := w.Clerk.Approve(ctx, w.Bob, id, hash, ""); err != nil {
+		t.Fatal(err)
+	}
+	ses, err := w.Clerk.RequestSession(ctx, w.Agent, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uses := []domain.ResourceUse{{Resource: "file:github.com/acme/api/src/billing/total.go", Verb: domain.Write}}
+	if _, err := w.Clerk.RecordAction(ctx, ses.Credential, "edit", uses, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	uses[0].Resource = "file:elsewhere"
+	if err := w.Clerk.RegisterPrincipal(ctx, clerk.System, "carol", "carol", ""); err != nil {
+		t.Fatal(err)
+	}
+	// Empty slices that the events omit.
+	if err := w.Clerk.GrantRole(ctx, clerk.System, "carol", domain.RoleAuditor, domain.Scope{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// An emergency change whose approval is overdue: the promotion
+	// request opens the exception, applying it inside the decision.
+	emergency := clerktest.Plan()
+	emergency.Emergency = true
+	eid, _, err := w.Clerk.SubmitPlan(ctx, w.Agent, "", "alice", emergency)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Advance(25 * time.Hour)
+	if err := w.Clerk.RequestPromotion(ctx, w.Agent, eid); err == nil {
+		t.Fatal("an unapproved emergency change was promoted")
+	}
+	if c, err := w.Clerk.Change(ctx, eid); err != nil || len(c.Exceptions) != 1 {
+		t.Fatalf("overdue emergency: %d exceptions, %v", len(c.Exceptions), err)
+	}
 	zoned := clerk.New(w.Store, clerk.Config{Now: func() time.Time { return time.Now().In(time.FixedZone("east", 5*3600+30*60)) }})
 	wall := clerk.New(w.Store, clerk.Config{})
 	for _, k := range []*clerk.Clerk{zoned, wall} {
@@ -385,6 +428,9 @@ func TestCachedStateIsTheStoredState(t *testing.T) {
 		}
 	}
 	if _, err := w.Clerk.DeclareFreeze(ctx, w.Admin, "production", []string{"file:**"}, "quarter close"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Clerk.DeclareFreeze(ctx, w.Admin, "staging", []string{}, "load test"); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Clerk.RetireAgent(ctx, w.Admin, w.AgentID); err != nil {

@@ -382,6 +382,11 @@ func (s *Store) prepareReads(ctx context.Context) error {
 }
 
 func (s *Store) closeDBs() error {
+	// Reads after Close fail as reads of the closed database do, rather
+	// than answering from memory.
+	s.mu.Lock()
+	s.tail = recentTail{}
+	s.mu.Unlock()
 	var errs []error
 	for _, st := range []*sql.Stmt{s.r.readStream, s.r.page} {
 		if st != nil {
@@ -466,15 +471,22 @@ const pageSize = 1024
 // subscribers following the log (the read models, live readers) take new
 // events from memory instead of querying them back. What it holds is what
 // the database holds: the bytes the writer inserted, published only after
-// their transaction committed.
+// their transaction committed. Records are shared, never written to.
 type recentTail struct {
 	start     uint64
 	canonical [][]byte
+	bytes     int // total length of canonical's events
 }
 
-// recentTailSize bounds the tail: a subscriber further behind reads pages
-// from the database.
-const recentTailSize = 4096
+// The tail keeps at least the last recentTailEvents events and
+// recentTailBytes bytes' worth, and at most twice as many (it is trimmed in
+// one go when it reaches either bound; events may be up to
+// ledger.Limits.MaxData each). A subscriber further behind reads pages from
+// the database.
+const (
+	recentTailEvents = 4096
+	recentTailBytes  = 4 << 20
+)
 
 // add records a committed batch's events, which begin at position first.
 // A batch that does not follow the tail starts it over.
@@ -483,15 +495,24 @@ func (t *recentTail) add(first uint64, canonical [][]byte) {
 		return
 	}
 	if first != t.start+uint64(len(t.canonical)) {
-		t.start, t.canonical = first, nil
+		*t = recentTail{start: first}
 	}
 	t.canonical = append(t.canonical, canonical...)
-	if n := len(t.canonical); n > 2*recentTailSize {
-		// Drop the oldest, copying the rest so the dropped bytes can be
-		// collected (amortized: once every recentTailSize events).
-		t.canonical = append([][]byte(nil), t.canonical[n-recentTailSize:]...)
-		t.start += uint64(n - recentTailSize)
+	for _, c := range canonical {
+		t.bytes += len(c)
 	}
+	if len(t.canonical) < 2*recentTailEvents && t.bytes < 2*recentTailBytes {
+		return
+	}
+	// Drop the oldest down to the bounds, copying the rest so the dropped
+	// bytes can be collected.
+	drop := 0
+	for len(t.canonical)-drop > recentTailEvents || t.bytes > recentTailBytes {
+		t.bytes -= len(t.canonical[drop])
+		drop++
+	}
+	t.canonical = append([][]byte(nil), t.canonical[drop:]...)
+	t.start += uint64(drop)
 }
 
 // from returns up to n events from position from on, and whether the tail

@@ -91,6 +91,29 @@ func TestFollowersReadWhatTheDatabaseHolds(t *testing.T) {
 	}
 }
 
+// After Close, a read fails as a read of the closed database does, even
+// where the tail could have answered.
+func TestReadAfterCloseFails(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "ledger.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, "a", ledger.NoStream, storetest.Event("E"), storetest.Event("E")); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	for _, from := range []uint64{1, 2} {
+		failed := false
+		for _, err := range s.ReadAll(ctx, from) {
+			failed = failed || err != nil
+		}
+		if !failed {
+			t.Errorf("ReadAll from %d after Close did not fail", from)
+		}
+	}
+}
+
 func readAll(t *testing.T, s *sqlite.Store, from uint64) []ledger.Record {
 	t.Helper()
 	var out []ledger.Record
