@@ -37,8 +37,9 @@ func esdbURL(t *testing.T) string {
 // TestESDBServeAndVerify runs the docket binary on EventStoreDB: demo
 // records a ledger there, a second node (serve, with its own empty --data
 // and the same key) rebuilds the tree from EventStoreDB and records more,
-// verify re-reads it from EventStoreDB; then an operator deletes a stream
-// and verify fails, naming the event.
+// verify re-reads it from EventStoreDB, the read models rebuild and a
+// binder exported from it verifies offline; then an operator deletes a
+// stream and verify fails, naming the event.
 func TestESDBServeAndVerify(t *testing.T) {
 	bin := buildDocket(t)
 	url := esdbURL(t)
@@ -84,9 +85,28 @@ func TestESDBServeAndVerify(t *testing.T) {
 	srv.cmd.Process.Signal(os.Interrupt)
 	srv.cmd.Wait()
 
-	out := run(t, bin, append([]string{"verify", "ledger", "--fingerprint", fp}, on...)...)
-	if !regexp.MustCompile(`^ok: \d+ events, \d+ checkpoints`).MatchString(out) {
-		t.Fatalf("verify printed %q", out)
+	verified := run(t, bin, append([]string{"verify", "ledger", "--fingerprint", fp}, on...)...)
+	if !regexp.MustCompile(`^ok: \d+ events, \d+ checkpoints`).MatchString(verified) {
+		t.Fatalf("verify printed %q", verified)
+	}
+
+	// The read models rebuild from the node's index, and a binder exported
+	// from EventStoreDB verifies offline, from a fresh directory.
+	rebuilt := run(t, bin, append([]string{"projections", "rebuild", "--data", node2}, on...)...)
+	if !strings.HasPrefix(rebuilt, "rebuilt ") {
+		t.Fatalf("projections rebuild printed %q", rebuilt)
+	}
+	out := t.TempDir()
+	pdf, bundle := filepath.Join(out, "binder.pdf"), filepath.Join(out, "bundle.json")
+	exported := run(t, bin, append([]string{"export", "binder", "--data", node2, "--from", time.Now().AddDate(0, 0, -100).Format("2006-01-02"),
+		"--to", time.Now().Format("2006-01-02"), "--sample", "4", "--seed", "e2e", "-o", pdf, "--bundle", bundle}, on...)...)
+	if !strings.HasPrefix(exported, "binder of 4 change(s)") {
+		t.Fatalf("export binder printed %q", exported)
+	}
+	fresh := exec.Command(bin, "verify", "binder", "binder.pdf", "--fingerprint", fp)
+	fresh.Dir = out
+	if got, err := fresh.CombinedOutput(); err != nil || strings.Count(string(got), "ok      change ") != 4 {
+		t.Fatalf("verify binder: %v\n%s", err, got)
 	}
 
 	// An operator soft-deletes the new agent's stream in EventStoreDB.

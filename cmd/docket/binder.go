@@ -100,7 +100,11 @@ included) exactly as the portal does, or takes the changes named with
 (every event of each change with its inclusion proof to the latest signed
 checkpoint, the anchored checkpoints with consistency and OpenTimestamps
 proofs, the public keys) attached inside. --bundle also writes the bundle
-alone. Auditors check either with docket verify binder.`,
+alone. Auditors check either with docket verify binder.
+
+With --esdb the ledger is read from EventStoreDB into a temporary local index
+(every event of the ledger, so a running server's own index is never
+touched); the anchors come from --data as usual.`,
 		Args: cobra.NoArgs,
 	}
 	data := dataFlag(c)
@@ -113,6 +117,7 @@ alone. Auditors check either with docket verify binder.`,
 	bundlePath := c.Flags().String("bundle", "", "also write the bundle (JSON) to this file")
 	org := c.Flags().String("organisation", envOr("DOCKET_ORGANISATION", "Acme Corp"), "organisation named on the cover (env DOCKET_ORGANISATION)")
 	headersPath := c.Flags().String("bitcoin-headers", "", "Bitcoin block headers to carry for the anchors (HEIGHT HEX lines)")
+	esdbF := addESDBFlags(c)
 	c.RunE = func(c *cobra.Command, _ []string) error {
 		ctx := c.Context()
 		from, err := time.Parse("2006-01-02", *fromS)
@@ -136,7 +141,7 @@ alone. Auditors check either with docket verify binder.`,
 		if *out == "" && *bundlePath == "" {
 			return usageErr("-o FILE.pdf (or --bundle FILE.json) is required")
 		}
-		src, cleanup, err := openBinderSource(ctx, *data)
+		src, cleanup, err := openBinderSource(ctx, *data, esdbF)
 		if err != nil {
 			return err
 		}
@@ -210,26 +215,49 @@ func writeFileAtomic(path string, write func(io.Writer) error) error {
 }
 
 // openBinderSource opens the ledger read-only and the read models brought
-// up to date with it.
-func openBinderSource(ctx context.Context, data string) (binderSource, func(), error) {
-	store, err := sqlite.Open(ctx, ledgerPath(data), sqlite.Options{ReadOnly: true})
-	if errors.Is(err, sqlite.ErrNoLedger) {
-		return binderSource{}, nil, usageErr("%v (is --data right?)", err)
+// up to date with it. With --esdb both are built afresh in a temporary
+// folder, which cleanup removes.
+func openBinderSource(ctx context.Context, data string, esdbF esdbFlags) (binderSource, func(), error) {
+	var store serverLedger
+	projPath, scratch := projectionsPath(data), ""
+	if esdbF.set() {
+		var err error
+		if scratch, err = os.MkdirTemp("", "docket-export-"); err != nil {
+			return binderSource{}, nil, err
+		}
+		es, err := esdbF.openIndexed(ctx, filepath.Join(scratch, "esdb-index.db"))
+		if err != nil {
+			os.RemoveAll(scratch)
+			return binderSource{}, nil, err
+		}
+		store, projPath = es, filepath.Join(scratch, "projections.db")
+	} else {
+		s, err := sqlite.Open(ctx, ledgerPath(data), sqlite.Options{ReadOnly: true})
+		if errors.Is(err, sqlite.ErrNoLedger) {
+			return binderSource{}, nil, usageErr("%v (is --data right?)", err)
+		}
+		if err != nil {
+			return binderSource{}, nil, err
+		}
+		store = s
 	}
-	if err != nil {
-		return binderSource{}, nil, err
-	}
-	proj, err := projections.Open(ctx, projectionsPath(data), store, nil)
-	if err != nil {
+	closeStore := func() {
 		store.Close()
+		if scratch != "" {
+			os.RemoveAll(scratch)
+		}
+	}
+	proj, err := projections.Open(ctx, projPath, store, nil)
+	if err != nil {
+		closeStore()
 		return binderSource{}, nil, err
 	}
 	if err := proj.CatchUp(ctx); err != nil {
 		proj.Close()
-		store.Close()
+		closeStore()
 		return binderSource{}, nil, err
 	}
-	return binderSource{store: store, proj: proj, anchorsDir: anchorsPath(data)}, func() { proj.Close(); store.Close() }, nil
+	return binderSource{store: store, proj: proj, anchorsDir: anchorsPath(data)}, func() { proj.Close(); closeStore() }, nil
 }
 
 func isTerminal(f *os.File) bool {

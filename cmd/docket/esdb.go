@@ -74,6 +74,21 @@ func (f esdbFlags) open(ctx context.Context, data string, signer anchors.Signer,
 	return s, nil
 }
 
+// openIndexed opens the EventStoreDB ledger, signing nothing, with its
+// local index at path (built from EventStoreDB when missing), and waits
+// until the index holds every event of the latest checkpoint.
+func (f esdbFlags) openIndexed(ctx context.Context, path string) (*esdb.Store, error) {
+	s, err := esdb.Open(ctx, esdb.Config{Remote: f.remote(), Path: path, MaxAppendSize: *f.maxAppend})
+	if err != nil {
+		return nil, usageErr("open the EventStoreDB ledger (is --esdb right, and the server up?): %v", err)
+	}
+	if err := s.WaitCheckpointed(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("index the EventStoreDB ledger: %w", err)
+	}
+	return s, nil
+}
+
 // verify checks the EventStoreDB ledger, re-read from EventStoreDB.
 func (f esdbFlags) verify(ctx context.Context, pinned []string, trusted [][]byte, live bool) (ledger.Report, error) {
 	l, err := esdb.Dial(f.remote())

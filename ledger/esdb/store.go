@@ -502,6 +502,17 @@ func (l *signingLog) AddCheckpoint(ctx context.Context, cp ledger.Checkpoint, si
 	return l.addCheckpointAt(ctx, snap, cp, signed)
 }
 
+// WaitCheckpointed waits until this node has indexed every event the
+// ledger's latest checkpoint covers (at once if there is none): what a
+// freshly opened node needs before it answers for the signed log.
+func (s *Store) WaitCheckpointed(ctx context.Context) error {
+	c, found, _, err := s.latestCheckpoint(ctx)
+	if err != nil || !found {
+		return err
+	}
+	return s.waitSize(ctx, c.Size)
+}
+
 // waitSize waits until the follower has indexed size events.
 func (s *Store) waitSize(ctx context.Context, size uint64) error {
 	for {
