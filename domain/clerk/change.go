@@ -39,7 +39,7 @@ func (k *Clerk) agentOf(ctx context.Context, a domain.Actor) (*domain.Agent, err
 // existing one, on behalf of the human who requested it. It returns the
 // change id and the plan hash.
 func (k *Clerk) SubmitPlan(ctx context.Context, by domain.Actor, changeID, requestedBy string, p domain.Plan) (string, string, error) {
-	p.Scope = p.Scope.Clone() // see updateDecoded
+	p.Scope = p.Scope.Clone() // see updateEvents
 	agent, err := k.agentOf(ctx, by)
 	if err != nil {
 		return "", "", err
@@ -182,14 +182,14 @@ func sessionActor(sessionID string) func(c *domain.Change) ledger.Actor {
 // domain.ErrOutOfScope after revoking the credential and opening an
 // exception, all in one append.
 func (k *Clerk) RecordAction(ctx context.Context, credential, kind string, uses []domain.ResourceUse, command, outcome string) (domain.ActionRecorded, error) {
-	uses = slices.Clone(uses) // see updateDecoded
+	uses = slices.Clone(uses) // see updateEvents
 	changeID, sessionID, err := sessionRef(credential)
 	if err != nil {
 		return domain.ActionRecorded{}, err
 	}
 	var rec domain.ActionRecorded
 	exception := newID("exc-")
-	_, events, err := updateDecoded[domain.Change](ctx, k, domain.ChangeStream(changeID), changeID, sessionActor(sessionID), func(c *domain.Change, now time.Time) ([]domain.Event, error) {
+	_, events, err := updateEvents[domain.Change](ctx, k, domain.ChangeStream(changeID), changeID, sessionActor(sessionID), func(c *domain.Change, now time.Time) ([]domain.Event, error) {
 		retired, err := k.agentRetired(ctx, c, sessionID)
 		if err != nil {
 			return nil, err
@@ -335,7 +335,7 @@ func (k *Clerk) CheckEmergency(ctx context.Context, changeID string) error {
 
 // DeclareFreeze declares a change freeze and returns its id.
 func (k *Clerk) DeclareFreeze(ctx context.Context, by domain.Actor, environment string, scope []string, reason string) (string, error) {
-	scope = omitEmpty(slices.Clone(scope)) // see updateDecoded
+	scope = omitEmpty(slices.Clone(scope)) // see updateEvents
 	id := newID("frz-")
 	_, err := update[domain.Freezes](ctx, k, domain.FreezeStream, "", ledgerActor(by), func(f *domain.Freezes, now time.Time) ([]domain.Event, error) {
 		return domain.DeclareFreeze(*f, by, id, environment, scope, reason, now)

@@ -62,7 +62,7 @@ func New(store ledger.Store, cfg Config) *Clerk {
 	}
 	// Times in UTC without a monotonic reading: what an event's JSON
 	// encoding keeps, so an event decided and applied here equals the one
-	// read back (see updateDecoded).
+	// read back (see updateEvents).
 	clock := cfg.Now
 	now := func() time.Time { return clock().UTC().Round(0) }
 	return &Clerk{store: store, now: now, rand: cfg.Rand, policy: cfg.Policy}
@@ -171,11 +171,11 @@ func update[S any, P state[S]](ctx context.Context, k *Clerk, stream, correlatio
 // session credential acts as its session's agent).
 func updateAs[S any, P state[S]](ctx context.Context, k *Clerk, stream, correlation string, actor func(*S) ledger.Actor,
 	decide func(s *S, now time.Time) ([]domain.Event, error)) ([]ledger.Record, error) {
-	recs, _, err := updateDecoded[S, P](ctx, k, stream, correlation, actor, decide)
+	recs, _, err := updateEvents[S, P](ctx, k, stream, correlation, actor, decide)
 	return recs, err
 }
 
-// updateDecoded is updateAs that also returns the appended events.
+// updateEvents is updateAs that also returns the appended events.
 //
 // The state a decision was made on is the loaded state, a private copy at
 // exactly the revision the append expected. So once the append succeeds,
@@ -190,7 +190,7 @@ func updateAs[S any, P state[S]](ctx context.Context, k *Clerk, stream, correlat
 //     empty slice that an event omits when empty (omitempty) as nil;
 //   - the events share no memory with the caller, who may change its
 //     slices after the call: commands copy the slices they are given.
-func updateDecoded[S any, P state[S]](ctx context.Context, k *Clerk, stream, correlation string, actor func(*S) ledger.Actor,
+func updateEvents[S any, P state[S]](ctx context.Context, k *Clerk, stream, correlation string, actor func(*S) ledger.Actor,
 	decide func(s *S, now time.Time) ([]domain.Event, error)) ([]ledger.Record, []domain.Event, error) {
 	for range maxAttempts {
 		s, expected, err := load[S, P](ctx, k, stream)

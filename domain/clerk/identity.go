@@ -39,7 +39,7 @@ func (k *Clerk) RegisterPrincipal(ctx context.Context, by domain.Actor, id, name
 // GrantRole grants a role; an approver's authority is the scope they may
 // approve.
 func (k *Clerk) GrantRole(ctx context.Context, by domain.Actor, id string, role domain.Role, authority domain.Scope) error {
-	authority = omitEmpty(authority.Clone()) // see updateDecoded
+	authority = omitEmpty(authority.Clone()) // see updateEvents
 	if err := admin(by); err != nil {
 		return err
 	}
