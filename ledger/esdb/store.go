@@ -555,8 +555,11 @@ func (s *Store) wake() (<-chan struct{}, error) {
 }
 
 // awaitIndexed polls find until it reports done, waiting for the follower
-// between tries, for at most IndexWait.
-func (s *Store) awaitIndexed(ctx context.Context, what string, find func() (bool, error)) error {
+// between tries, for at most IndexWait. find is given the size the
+// follower has published: rows at or beyond it are committed to the index
+// but not yet part of the head (Head, Checkpoint), so find must not count
+// them, or a checkpoint taken right after an Append could miss its events.
+func (s *Store) awaitIndexed(ctx context.Context, what string, find func(size uint64) (bool, error)) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.IndexWait)
 	defer cancel()
 	for {
@@ -564,7 +567,10 @@ func (s *Store) awaitIndexed(ctx context.Context, what string, find func() (bool
 		if err != nil {
 			return err
 		}
-		done, err := find()
+		s.mu.Lock()
+		size := s.size
+		s.mu.Unlock()
+		done, err := find(size)
 		if err != nil || done {
 			return err
 		}
@@ -806,6 +812,14 @@ func (s *Store) retried(ctx context.Context, stream string, prepared []ledger.Pr
 			return nil, true, fmt.Errorf("append %s: event %s: %w", stream, id, ledger.ErrDuplicateEvent)
 		}
 	}
+	// The rows may be committed a moment before the follower publishes
+	// them as its head; the append is done only when they are part of it.
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.IndexWait)
+	err = s.waitSize(wctx, uint64(first.pos)+uint64(len(prepared)))
+	cancel()
+	if err != nil {
+		return nil, true, fmt.Errorf("append %s: %w", stream, err)
+	}
 	recs, err := s.page(ctx, uint64(first.pos), len(prepared))
 	return recs, true, err
 }
@@ -866,7 +880,7 @@ func (s *Store) indexed(ctx context.Context, stream string, ids []uuid.UUID) ([]
 		want[i] = id.String()
 	}
 	byID := map[string]ledger.Record{}
-	err := s.awaitIndexed(ctx, "append "+stream, func() (bool, error) {
+	err := s.awaitIndexed(ctx, "append "+stream, func(size uint64) (bool, error) {
 		var missing []string
 		for _, id := range want {
 			if _, ok := byID[id]; !ok {
@@ -874,7 +888,7 @@ func (s *Store) indexed(ctx context.Context, stream string, ids []uuid.UUID) ([]
 			}
 		}
 		err := inChunks(missing, func(chunk []any, marks string) error {
-			rows, err := s.db.QueryContext(ctx, `SELECT esdb_id, position, canonical FROM events WHERE stream = ? AND esdb_id IN (`+marks+`) ORDER BY position`, append([]any{stream}, chunk...)...)
+			rows, err := s.db.QueryContext(ctx, `SELECT esdb_id, position, canonical FROM events WHERE position < ? AND stream = ? AND esdb_id IN (`+marks+`) ORDER BY position`, append([]any{int64(size), stream}, chunk...)...)
 			if err != nil {
 				return err
 			}
@@ -935,8 +949,8 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64) ([]l
 	}
 	lo, hi := out[0].Event.Revision, out[len(out)-1].Event.Revision
 	pos := map[uint64]uint64{}
-	err = s.awaitIndexed(ctx, "read "+stream, func() (bool, error) {
-		rows, err := s.db.QueryContext(ctx, `SELECT revision, position FROM events WHERE stream = ? AND revision BETWEEN ? AND ?`, stream, int64(lo), int64(hi))
+	err = s.awaitIndexed(ctx, "read "+stream, func(size uint64) (bool, error) {
+		rows, err := s.db.QueryContext(ctx, `SELECT revision, position FROM events WHERE position < ? AND stream = ? AND revision BETWEEN ? AND ?`, int64(size), stream, int64(lo), int64(hi))
 		if err != nil {
 			return false, err
 		}
