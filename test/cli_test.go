@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -127,5 +128,43 @@ func TestIdentityCLI(t *testing.T) {
 	out = run(t, bin, "verify", "ledger", "--data", data)
 	if !strings.HasPrefix(out, "ok: 5 events") {
 		t.Fatalf("verify printed %q, want 5 events (principal, role, token, agent, key) and nothing from the refusals", out)
+	}
+}
+
+// TestBenchGraphQL runs the load generator briefly, as a developer would,
+// and opens the profile and trace it writes with Go's own tools.
+func TestBenchGraphQL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a load test")
+	}
+	bin := buildDocket(t)
+	dir := t.TempDir()
+	cpu, mem, tr := filepath.Join(dir, "cpu.prof"), filepath.Join(dir, "mem.prof"), filepath.Join(dir, "trace.out")
+	// Four clients ask more than the default 500/s a token: refused
+	// requests are not counted as answered, and the run fails naming them.
+	code, stdout, stderr := runCode(t, bin, "bench", "graphql", "--clients", "4", "--duration", "500ms")
+	if code != 1 || !strings.Contains(stderr, "requests failed, the first with HTTP 429") || !strings.Contains(stdout, "trivial query over HTTP") {
+		t.Errorf("bench graphql over the rate limit: exit %d, stdout %q, stderr %q; want 1 naming the 429s", code, stdout, stderr)
+	}
+	out := run(t, bin, "bench", "graphql", "--clients", "4", "--duration", "1s", "--rate-limit", "0", "--cpuprofile", cpu, "--memprofile", mem, "--trace", tr)
+	for _, re := range []string{
+		`recordAction over HTTP, 4 clients: [1-9]\d* ops in [\d.]+s = \d+/s, p50 [\d.]+[mµ]?s, p99 [\d.]+[mµ]?s, 0 errors`,
+		`ledger: [1-9]\d* group commits`,
+		`trivial query over HTTP, 4 clients: [1-9]\d* ops .*, 0 errors`,
+		`throughput ratio recordAction/trivial: [\d.]+`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("bench graphql printed no line matching %s:\n%s", re, out)
+		}
+	}
+	for _, args := range [][]string{
+		{"tool", "pprof", "-top", bin, cpu},
+		{"tool", "pprof", "-top", "-sample_index=alloc_space", bin, mem},
+		{"tool", "trace", "-pprof=syscall", tr},
+	} {
+		got, err := exec.Command("go", args...).CombinedOutput()
+		if err != nil || len(got) == 0 {
+			t.Errorf("go %v: %v\n%s", args, err, got)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"sync"
 	"syscall"
@@ -43,6 +45,7 @@ the ledger path (scope check, durable append, tree) adds to a request.`,
 	rate := c.Flags().Float64("rate-limit", defaultRateLimit, "the server's requests per second per bearer token, as docket serve --rate-limit; every client has its own token")
 	live := c.Flags().Bool("projections", true, "project the read models live while measuring, as docket serve does")
 	var prof benchProfiles
+	c.Flags().StringVar(&prof.trace, "trace", "", "write an execution trace of the recordAction phase to this file (go tool trace)")
 	c.Flags().StringVar(&prof.cpu, "cpuprofile", "", "write a CPU profile of the recordAction phase (server and clients) to this file")
 	c.Flags().StringVar(&prof.mem, "memprofile", "", "write an allocation profile of the recordAction phase to this file")
 	c.RunE = func(c *cobra.Command, _ []string) error {
@@ -55,8 +58,9 @@ the ledger path (scope check, durable append, tree) adds to a request.`,
 }
 
 type phase struct {
-	ops       int
-	errors    int
+	ops       int    // answered with data and no GraphQL errors
+	errors    int    // refused, failed or with errors in the answer
+	firstErr  string // what the first of them was
 	took      time.Duration
 	cpu       time.Duration // user and system CPU of the whole process (server and clients)
 	latencies []time.Duration
@@ -89,7 +93,7 @@ func processCPU() time.Duration {
 }
 
 // benchProfiles names the pprof files to write of the recordAction phase.
-type benchProfiles struct{ cpu, mem string }
+type benchProfiles struct{ cpu, mem, trace string }
 
 // start begins profiling; the returned function ends it and writes the files.
 func (p benchProfiles) start() (stop func() error, err error) {
@@ -106,8 +110,25 @@ func (p benchProfiles) start() (stop func() error, err error) {
 	if p.mem != "" {
 		runtime.MemProfileRate = 64 << 10
 	}
+	var tr *os.File
+	if p.trace != "" {
+		if tr, err = os.Create(p.trace); err == nil {
+			err = trace.Start(tr)
+		}
+		if err != nil {
+			if cpu != nil {
+				pprof.StopCPUProfile()
+				cpu.Close()
+			}
+			return nil, err
+		}
+	}
 	return func() error {
 		var errs []error
+		if tr != nil {
+			trace.Stop()
+			errs = append(errs, tr.Close())
+		}
 		if cpu != nil {
 			pprof.StopCPUProfile()
 			errs = append(errs, cpu.Close())
@@ -216,24 +237,26 @@ func benchGraphQL(ctx context.Context, out io.Writer, clients int, duration time
 				c := newLoadConn(addr, "/graphql", body, "Content-Type: application/json", "Authorization: Bearer "+token(i))
 				defer c.Close()
 				lat := make([]time.Duration, 0, 1024)
-				errs := 0
+				errs, first := 0, ""
 				for t0 := time.Now(); t0.Before(deadline); {
 					status, raw, err := c.do()
 					t1 := time.Now()
-					if err != nil {
+					switch {
+					case err != nil:
 						errs++
-						t0 = t1
-						continue
-					}
-					lat = append(lat, t1.Sub(t0))
-					if status != http.StatusOK || bytes.Contains(raw, []byte(`"errors"`)) {
+						first = cmp.Or(first, err.Error())
+					case status != http.StatusOK || bytes.Contains(raw, []byte(`"errors"`)):
 						errs++
+						first = cmp.Or(first, fmt.Sprintf("HTTP %d: %.200s", status, bytes.TrimSpace(raw)))
+					default:
+						lat = append(lat, t1.Sub(t0))
 					}
 					t0 = t1
 				}
 				mu.Lock()
 				all.latencies = append(all.latencies, lat...)
 				all.errors += errs
+				all.firstErr = cmp.Or(all.firstErr, first)
 				mu.Unlock()
 			})
 		}
@@ -265,6 +288,20 @@ func benchGraphQL(ctx context.Context, out io.Writer, clients int, duration time
 	fmt.Fprintf(out, "trivial query over HTTP, %d clients: %v\n", clients, q)
 	if a.ops > 0 && q.ops > 0 {
 		fmt.Fprintf(out, "throughput ratio recordAction/trivial: %.2f\n", (float64(a.ops)/a.took.Seconds())/(float64(q.ops)/q.took.Seconds()))
+	}
+	// The figures count only answered requests; failures make them
+	// another load's, so the run fails, naming the first.
+	var failed []error
+	for _, p := range []struct {
+		name string
+		phase
+	}{{"recordAction", a}, {"trivial query", q}} {
+		if p.errors > 0 {
+			failed = append(failed, fmt.Errorf("%s: %d of %d requests failed, the first with %s", p.name, p.errors, p.errors+p.ops, p.firstErr))
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("bench graphql (with few clients the per-token --rate-limit may be what refuses them; 0 turns it off): %w", errors.Join(failed...))
 	}
 	return nil
 }
