@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	_ "modernc.org/sqlite"
 )
@@ -157,6 +158,26 @@ func TestBenchGraphQL(t *testing.T) {
 			t.Errorf("bench graphql printed no line matching %s:\n%s", re, out)
 		}
 	}
+	t.Run("interrupted", func(t *testing.T) {
+		// Ctrl-C ends the run and removes its scratch ledger.
+		tmp := t.TempDir()
+		cmd := exec.Command(bin, "bench", "graphql", "--clients", "4", "--duration", "1m", "--rate-limit", "0")
+		cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * time.Second)
+		cmd.Process.Signal(os.Interrupt)
+		err := cmd.Wait()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(stderr.String(), "interrupted") {
+			t.Errorf("interrupted bench graphql: %v, stderr %q; want exit 1 saying interrupted", err, stderr.String())
+		}
+		if left, _ := os.ReadDir(tmp); len(left) > 0 {
+			t.Errorf("the interrupted run left %v behind", left)
+		}
+	})
 	for _, args := range [][]string{
 		{"tool", "pprof", "-top", bin, cpu},
 		{"tool", "pprof", "-top", "-sample_index=alloc_space", bin, mem},

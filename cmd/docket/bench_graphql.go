@@ -52,7 +52,13 @@ the ledger path (scope check, durable append, tree) adds to a request.`,
 		if *clients < 1 || *duration <= 0 {
 			return usageErr("--clients and --duration must be positive")
 		}
-		return benchGraphQL(c.Context(), c.OutOrStdout(), *clients, *duration, *rate, *live, prof)
+		err := benchGraphQL(c.Context(), c.OutOrStdout(), *clients, *duration, *rate, *live, prof)
+		if err != nil && c.Context().Err() != nil {
+			// Wherever the interrupt found it (seeding, measuring), the
+			// run stops and its scratch ledger is removed.
+			return fmt.Errorf("bench graphql interrupted: %w", err)
+		}
+		return err
 	}
 	return c
 }
@@ -238,7 +244,7 @@ func benchGraphQL(ctx context.Context, out io.Writer, clients int, duration time
 				defer c.Close()
 				lat := make([]time.Duration, 0, 1024)
 				errs, first := 0, ""
-				for t0 := time.Now(); t0.Before(deadline); {
+				for t0 := time.Now(); t0.Before(deadline) && ctx.Err() == nil; {
 					status, raw, err := c.do()
 					t1 := time.Now()
 					switch {
@@ -281,6 +287,9 @@ func benchGraphQL(ctx context.Context, out io.Writer, clients int, duration time
 	}
 	after := store.Stats()
 	q := run(trivial, func(i int) string { return bobToks[i] })
+	if err := ctx.Err(); err != nil {
+		return err // interrupted: no figures
+	}
 	fmt.Fprintf(out, "recordAction over HTTP, %d clients: %v\n", clients, a)
 	if commits := after.Commits - before.Commits; commits > 0 {
 		fmt.Fprintf(out, "  ledger: %d group commits, %.1f appends each\n", commits, float64(after.Appends-before.Appends)/float64(commits))
