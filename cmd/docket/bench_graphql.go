@@ -292,7 +292,7 @@ func benchGraphQL(ctx context.Context, out io.Writer, clients int, duration time
 	}
 	fmt.Fprintf(out, "recordAction over HTTP, %d clients: %v\n", clients, a)
 	if commits := after.Commits - before.Commits; commits > 0 {
-		fmt.Fprintf(out, "  ledger: %d group commits, %.1f appends each\n", commits, float64(after.Appends-before.Appends)/float64(commits))
+		fmt.Fprintf(out, "  ledger: %d group commits, %.1f appends each, %d WAL restarts\n", commits, float64(after.Appends-before.Appends)/float64(commits), after.WALRestarts-before.WALRestarts)
 	}
 	fmt.Fprintf(out, "trivial query over HTTP, %d clients: %v\n", clients, q)
 	if a.ops > 0 && q.ops > 0 {

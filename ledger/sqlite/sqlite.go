@@ -15,6 +15,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -55,7 +56,15 @@ type Options struct {
 	// WitnessPath, if set, is a file outside the database where the last
 	// signed checkpoint is kept (see ledger.Witness). Keep it beside the key.
 	WitnessPath string
+	// MaxWALSize bounds the write-ahead log under sustained appends
+	// (default DefaultMaxWALSize; see boundWAL).
+	MaxWALSize int64
 }
+
+// DefaultMaxWALSize is the size the write-ahead log may reach before the
+// writer restarts it: at saturation (~50 MB/s on the development machine)
+// a few seconds of appends.
+const DefaultMaxWALSize = 256 << 20
 
 // storedLevel is the lowest tree level kept in the tree table.
 const storedLevel = 4
@@ -77,6 +86,14 @@ type Store struct {
 	wdb  *sql.DB // the one write connection; used only by the writer goroutine
 	rdb  *sql.DB // readers
 	ckdb *sql.DB // WAL checkpoints, off the writer's path (see walCheckpoints)
+
+	ckMu   sync.Mutex // one WAL checkpoint at a time (walCheckpoints, boundWAL)
+	maxWAL int64
+	// boundWAL's, after readers stayed: the WAL size or the time to try
+	// again at (the writer's goroutine only).
+	walRetryAt    int64
+	walRetryAfter time.Time
+	walResets     atomic.Uint64
 
 	reqs      chan *request
 	writerErr chan struct{} // closed when the writer goroutine exits
@@ -173,6 +190,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		notify: make(chan struct{}),
 		heads:  make(map[string]uint64),
 		grew:   make(chan struct{}, 1),
+		maxWAL: cmp.Or(opts.MaxWALSize, DefaultMaxWALSize),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -196,9 +214,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		}
 		s.lock = lock
 	}
-	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"
+	// journal_size_limit: a WAL restarted after a burst is cut back to
+	// the bound on its next commit, not kept at the burst's size.
+	dsn := fmt.Sprintf("file:%s?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=journal_size_limit(%d)", path, s.maxWAL)
 	var err error
-	if s.rdb, err = sql.Open("sqlite", dsn+"&_pragma=query_only(1)"); err != nil {
+	if s.rdb, err = sql.Open("sqlite", dsn+"&_pragma=busy_timeout(10000)&_pragma=query_only(1)"); err != nil {
 		s.closeDBs()
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
@@ -207,12 +227,14 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		// The writer never checkpoints the WAL itself (that would stall
 		// every waiting append behind copying pages into the database and
 		// syncing it); walCheckpoints does, on its own connection.
-		if s.wdb, err = sql.Open("sqlite", dsn+"&_txlock=immediate&_pragma=wal_autocheckpoint(0)"); err != nil {
+		if s.wdb, err = sql.Open("sqlite", dsn+"&_pragma=busy_timeout(10000)&_txlock=immediate&_pragma=wal_autocheckpoint(0)"); err != nil {
 			s.closeDBs()
 			return nil, fmt.Errorf("open ledger: %w", err)
 		}
 		s.wdb.SetMaxOpenConns(1)
-		if s.ckdb, err = sql.Open("sqlite", dsn+"&_pragma=wal_autocheckpoint(0)"); err != nil {
+		// A short busy timeout: boundWAL's restart, run between the
+		// writer's batches, waits at most this long for readers.
+		if s.ckdb, err = sql.Open("sqlite", dsn+"&_pragma=busy_timeout(250)&_pragma=wal_autocheckpoint(0)"); err != nil {
 			s.closeDBs()
 			return nil, fmt.Errorf("open ledger: %w", err)
 		}
@@ -810,11 +832,14 @@ type Stats struct {
 	Commits uint64
 	// Appends is the number of append requests committed.
 	Appends uint64
+	// WALRestarts counts the times the writer restarted a write-ahead
+	// log that had outgrown MaxWALSize (see boundWAL).
+	WALRestarts uint64
 }
 
 // Stats returns counters of the writer's work.
 func (s *Store) Stats() Stats {
-	return Stats{Commits: s.commits.Load(), Appends: s.appends.Load()}
+	return Stats{Commits: s.commits.Load(), Appends: s.appends.Load(), WALRestarts: s.walResets.Load()}
 }
 
 // Lookup returns the event with the given id.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"strings"
 	"time"
 
@@ -112,6 +113,7 @@ func (s *Store) writer(ctx context.Context) {
 			}
 		}
 		s.commit(ctx, batch)
+		s.boundWAL(ctx)
 	}
 	for _, st := range []*sql.Stmt{s.w.findID, s.w.lastRev, s.w.readRange, s.w.insertEvent, s.w.insertNode, s.w.maxCheckpoint, s.w.insertCheckpoint} {
 		if st != nil {
@@ -152,7 +154,10 @@ const walCheckpointInterval = 250 * time.Millisecond
 func (s *Store) walCheckpoints(ctx context.Context) {
 	defer close(s.walDone)
 	for range s.walGrew {
-		if _, err := s.ckdb.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
+		s.ckMu.Lock()
+		_, err := s.ckdb.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
+		s.ckMu.Unlock()
+		if err != nil {
 			s.logger.Warn("WAL checkpoint failed; retrying after the next commit", "err", err)
 		}
 		select {
@@ -161,6 +166,47 @@ func (s *Store) walCheckpoints(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// walRetryInterval: see boundWAL.
+const walRetryInterval = 5 * time.Second
+
+// boundWAL restarts the write-ahead log once it has outgrown maxWAL; the
+// writer calls it between batches.
+//
+// SQLite writes a WAL from its start again only when a writer begins while
+// every frame has been copied into the database. Under sustained appends
+// the passive checkpoints never catch up with the writer, so the WAL would
+// grow for as long as the load lasts (~50 MB/s at saturation on the
+// development machine). A RESTART checkpoint copies the frames the passive
+// ones have not, syncs the database and waits (at most ckdb's busy
+// timeout) for readers to leave the WAL; the next commit then writes from
+// the WAL's start and cuts the file back to maxWAL (journal_size_limit).
+// Appends wait meanwhile: a pause every few seconds at saturation, and
+// none below it. If a passive checkpoint is running the restart is tried
+// after the next batch; if readers stayed (a long read in another process),
+// once the WAL has doubled or walRetryInterval has passed, so a reader that
+// stays costs appends one wait per doubling or interval, not one per batch.
+func (s *Store) boundWAL(ctx context.Context) {
+	st, err := os.Stat(s.path + "-wal")
+	if err != nil || st.Size() <= s.maxWAL {
+		return
+	}
+	if st.Size() < s.walRetryAt && time.Now().Before(s.walRetryAfter) {
+		return
+	}
+	if !s.ckMu.TryLock() {
+		return
+	}
+	defer s.ckMu.Unlock()
+	var busy, frames, copied int64
+	if err := s.ckdb.QueryRowContext(ctx, `PRAGMA wal_checkpoint(RESTART)`).Scan(&busy, &frames, &copied); err != nil || busy != 0 {
+		s.walRetryAt, s.walRetryAfter = 2*st.Size(), time.Now().Add(walRetryInterval)
+		s.logger.Info("WAL restart postponed", "wal bytes", st.Size(), "busy", busy == 1, "err", err)
+		return
+	}
+	s.walRetryAt, s.walRetryAfter = 0, time.Time{}
+	s.walResets.Add(1)
 }
 
 func (s *Store) prepareStmts(ctx context.Context) error {
