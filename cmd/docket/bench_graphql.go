@@ -103,33 +103,10 @@ type benchProfiles struct{ cpu, mem, trace string }
 
 // start begins profiling; the returned function ends it and writes the files.
 func (p benchProfiles) start() (stop func() error, err error) {
-	var cpu *os.File
-	if p.cpu != "" {
-		if cpu, err = os.Create(p.cpu); err != nil {
-			return nil, err
-		}
-		if err := pprof.StartCPUProfile(cpu); err != nil {
-			cpu.Close()
-			return nil, err
-		}
-	}
-	if p.mem != "" {
-		runtime.MemProfileRate = 64 << 10
-	}
-	var tr *os.File
-	if p.trace != "" {
-		if tr, err = os.Create(p.trace); err == nil {
-			err = trace.Start(tr)
-		}
-		if err != nil {
-			if cpu != nil {
-				pprof.StopCPUProfile()
-				cpu.Close()
-			}
-			return nil, err
-		}
-	}
-	return func() error {
+	var cpu, tr *os.File
+	// end stops whatever was started; on a failed start it also removes
+	// the files, which hold nothing.
+	end := func(remove bool) error {
 		var errs []error
 		if tr != nil {
 			trace.Stop()
@@ -140,15 +117,52 @@ func (p benchProfiles) start() (stop func() error, err error) {
 			errs = append(errs, cpu.Close())
 		}
 		if p.mem != "" {
-			f, err := os.Create(p.mem)
-			if err != nil {
-				return err
+			if !remove {
+				f, err := os.Create(p.mem)
+				if err == nil {
+					err = errors.Join(pprof.Lookup("allocs").WriteTo(f, 0), f.Close())
+				}
+				errs = append(errs, err)
 			}
-			errs = append(errs, pprof.Lookup("allocs").WriteTo(f, 0), f.Close())
 			runtime.MemProfileRate = 0
 		}
+		if remove {
+			for _, f := range []*os.File{cpu, tr} {
+				if f != nil {
+					os.Remove(f.Name())
+				}
+			}
+		}
 		return errors.Join(errs...)
-	}, nil
+	}
+	if p.cpu != "" {
+		if cpu, err = os.Create(p.cpu); err != nil {
+			return nil, err
+		}
+		if err := pprof.StartCPUProfile(cpu); err != nil {
+			cpu.Close()
+			os.Remove(p.cpu)
+			return nil, err
+		}
+	}
+	if p.mem != "" {
+		runtime.MemProfileRate = 64 << 10
+	}
+	if p.trace != "" {
+		f, err := os.Create(p.trace)
+		if err != nil {
+			end(true)
+			return nil, err
+		}
+		if err := trace.Start(f); err != nil {
+			f.Close()
+			os.Remove(p.trace)
+			end(true)
+			return nil, err
+		}
+		tr = f
+	}
+	return func() error { return end(false) }, nil
 }
 
 func benchGraphQL(ctx context.Context, out io.Writer, clients int, duration time.Duration, rate float64, live bool, prof benchProfiles) error {

@@ -1001,8 +1001,14 @@ func (s *Store) readPage(ctx context.Context, from uint64) ([]ledger.Record, err
 	return s.page(ctx, from, pageSize)
 }
 
+// page reads up to n records from position from, within the head the
+// follower has published (rows it has committed but not yet published are
+// not part of the signed tree yet).
 func (s *Store) page(ctx context.Context, from uint64, n int) ([]ledger.Record, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT position, canonical FROM events WHERE position >= ? ORDER BY position LIMIT ?`, int64(from), n)
+	s.mu.Lock()
+	size := s.size
+	s.mu.Unlock()
+	rows, err := s.db.QueryContext(ctx, `SELECT position, canonical FROM events WHERE position >= ? AND position < ? ORDER BY position LIMIT ?`, int64(from), int64(size), n)
 	if err != nil {
 		return nil, fmt.Errorf("read log: %w", err)
 	}

@@ -15,7 +15,6 @@
 package sqlite
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -57,7 +56,7 @@ type Options struct {
 	// signed checkpoint is kept (see ledger.Witness). Keep it beside the key.
 	WitnessPath string
 	// MaxWALSize bounds the write-ahead log under sustained appends
-	// (default DefaultMaxWALSize; see boundWAL).
+	// (zero or less: DefaultMaxWALSize; see boundWAL).
 	MaxWALSize int64
 }
 
@@ -93,6 +92,7 @@ type Store struct {
 	// again at (the writer's goroutine only).
 	walRetryAt    int64
 	walRetryAfter time.Time
+	walBacklog    atomic.Int64 // frames the last passive checkpoint left uncopied
 	walResets     atomic.Uint64
 
 	reqs      chan *request
@@ -190,7 +190,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		notify: make(chan struct{}),
 		heads:  make(map[string]uint64),
 		grew:   make(chan struct{}, 1),
-		maxWAL: cmp.Or(opts.MaxWALSize, DefaultMaxWALSize),
+		maxWAL: DefaultMaxWALSize,
+	}
+	if opts.MaxWALSize > 0 {
+		s.maxWAL = opts.MaxWALSize
 	}
 	if s.now == nil {
 		s.now = time.Now

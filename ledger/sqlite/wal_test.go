@@ -73,7 +73,8 @@ func TestWALStaysBounded(t *testing.T) {
 		t.Errorf("WAL is %d bytes after the load, bound %d", size, walBound)
 	}
 
-	// A reader holding a snapshot that needs the WAL.
+	// A reader holding a snapshot: it keeps the checkpoints from copying
+	// frames past it (or any, if it reads the database file alone).
 	other, err := sql.Open("sqlite", "file:"+path+"?_pragma=query_only(1)")
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +88,7 @@ func TestWALStaysBounded(t *testing.T) {
 	if err := tx.QueryRow(`SELECT COUNT(*) FROM events`).Scan(&seen); err != nil {
 		t.Fatal(err)
 	}
-	appendMany(t, s, "b", 16) // the snapshot now needs frames of the WAL
+	appendMany(t, s, "b", 16)
 	restarts := s.Stats().WALRestarts
 	appendMany(t, s, "c", 4000)
 	if got := s.Stats().WALRestarts; got != restarts {
@@ -102,8 +103,9 @@ func TestWALStaysBounded(t *testing.T) {
 	}
 	tx.Rollback()
 
-	// The restart is tried again once the WAL has doubled (or after a
-	// while): it then succeeds, and the WAL is cut back.
+	// Once the passive checkpoints have caught up again (and the WAL has
+	// doubled, or a while has passed, if a restart waited for the reader
+	// in vain), the restart succeeds and the WAL is cut back.
 	total := 4000 + 16 + 4000
 	for round := 0; s.Stats().WALRestarts == restarts; round++ {
 		if round == 50 {

@@ -155,10 +155,13 @@ func (s *Store) walCheckpoints(ctx context.Context) {
 	defer close(s.walDone)
 	for range s.walGrew {
 		s.ckMu.Lock()
-		_, err := s.ckdb.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
+		var busy, frames, copied int64
+		err := s.ckdb.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied)
 		s.ckMu.Unlock()
 		if err != nil {
 			s.logger.Warn("WAL checkpoint failed; retrying after the next commit", "err", err)
+		} else {
+			s.walBacklog.Store(frames - copied)
 		}
 		select {
 		case <-time.After(walCheckpointInterval):
@@ -168,8 +171,12 @@ func (s *Store) walCheckpoints(ctx context.Context) {
 	}
 }
 
-// walRetryInterval: see boundWAL.
-const walRetryInterval = 5 * time.Second
+// See boundWAL.
+const (
+	walRetryInterval  = 5 * time.Second
+	maxRestartBacklog = 8 << 20   // bytes of WAL a restart may have to copy
+	walFrameBytes     = 4096 + 24 // a WAL frame of a 4 KiB page (the default page size)
+)
 
 // boundWAL restarts the write-ahead log once it has outgrown maxWAL; the
 // writer calls it between batches.
@@ -182,11 +189,16 @@ const walRetryInterval = 5 * time.Second
 // ones have not, syncs the database and waits (at most ckdb's busy
 // timeout) for readers to leave the WAL; the next commit then writes from
 // the WAL's start and cuts the file back to maxWAL (journal_size_limit).
-// Appends wait meanwhile: a pause every few seconds at saturation, and
-// none below it. If a passive checkpoint is running the restart is tried
-// after the next batch; if readers stayed (a long read in another process),
-// once the WAL has doubled or walRetryInterval has passed, so a reader that
-// stays costs appends one wait per doubling or interval, not one per batch.
+// Appends wait meanwhile, so the restart is left until the passive
+// checkpoints (which never block the writer) have copied all but
+// maxRestartBacklog of the WAL: a short pause every few seconds at
+// saturation, none below it. A reader holding an old snapshot (a long
+// read in another process) stops the passive checkpoints too, so the WAL
+// grows while it reads, and is restarted after. If a passive checkpoint is
+// running the restart is tried after the next batch; if readers stayed
+// through the restart's wait, once the WAL has doubled or walRetryInterval
+// has passed, so such a reader costs appends one wait per doubling or
+// interval, not one per batch.
 func (s *Store) boundWAL(ctx context.Context) {
 	st, err := os.Stat(s.path + "-wal")
 	if err != nil || st.Size() <= s.maxWAL {
@@ -194,6 +206,9 @@ func (s *Store) boundWAL(ctx context.Context) {
 	}
 	if st.Size() < s.walRetryAt && time.Now().Before(s.walRetryAfter) {
 		return
+	}
+	if s.walBacklog.Load()*walFrameBytes > max(s.maxWAL/4, maxRestartBacklog) {
+		return // the passive checkpoints are behind (or held back by a reader)
 	}
 	if !s.ckMu.TryLock() {
 		return
