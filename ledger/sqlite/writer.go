@@ -174,7 +174,7 @@ func (s *Store) walCheckpoints(ctx context.Context) {
 // See boundWAL.
 const (
 	walRetryInterval  = 5 * time.Second
-	maxRestartBacklog = 8 << 20   // bytes of WAL a restart may have to copy
+	maxRestartBacklog = 8 << 20   // bytes of WAL a restart may always be left to copy
 	walFrameBytes     = 4096 + 24 // a WAL frame of a 4 KiB page (the default page size)
 )
 
@@ -190,15 +190,15 @@ const (
 // timeout) for readers to leave the WAL; the next commit then writes from
 // the WAL's start and cuts the file back to maxWAL (journal_size_limit).
 // Appends wait meanwhile, so the restart is left until the passive
-// checkpoints (which never block the writer) have copied all but
-// maxRestartBacklog of the WAL: a short pause every few seconds at
-// saturation, none below it. A reader holding an old snapshot (a long
-// read in another process) stops the passive checkpoints too, so the WAL
-// grows while it reads, and is restarted after. If a passive checkpoint is
-// running the restart is tried after the next batch; if readers stayed
-// through the restart's wait, once the WAL has doubled or walRetryInterval
-// has passed, so such a reader costs appends one wait per doubling or
-// interval, not one per batch.
+// checkpoints (which never block the writer) have copied all but a
+// quarter of maxWAL (or maxRestartBacklog, if more): a short pause every
+// few seconds at saturation, none below it. A reader holding an old
+// snapshot (a long read in another process) stops the passive checkpoints
+// too, so the WAL grows while it reads, and is restarted after. If a
+// passive checkpoint is running the restart is tried after the next batch;
+// if readers stayed through the restart's wait, once the WAL has doubled
+// or walRetryInterval has passed, so such a reader costs appends one wait
+// per doubling or interval, not one per batch.
 func (s *Store) boundWAL(ctx context.Context) {
 	st, err := os.Stat(s.path + "-wal")
 	if err != nil || st.Size() <= s.maxWAL {
