@@ -136,7 +136,7 @@ func TestIdentityCLI(t *testing.T) {
 // and opens the profile and trace it writes with Go's own tools.
 func TestBenchGraphQL(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs a load test")
+		t.Skip("a load test of several seconds; -short skips it, CI runs it")
 	}
 	bin := buildDocket(t)
 	dir := t.TempDir()

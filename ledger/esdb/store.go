@@ -391,6 +391,13 @@ func (s *Store) Verifiers(ctx context.Context, fingerprints ...string) (note.Ver
 	return s.Log.Verifiers(ctx, s.Origin(), fingerprints...)
 }
 
+// publishedSize is the size of the head the follower has published.
+func (s *Store) publishedSize() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.size
+}
+
 // Head returns the size and root of the tree this node has indexed.
 func (s *Store) Head(context.Context) (uint64, []byte, error) {
 	s.mu.Lock()
@@ -567,10 +574,7 @@ func (s *Store) awaitIndexed(ctx context.Context, what string, find func(size ui
 		if err != nil {
 			return err
 		}
-		s.mu.Lock()
-		size := s.size
-		s.mu.Unlock()
-		done, err := find(size)
+		done, err := find(s.publishedSize())
 		if err != nil || done {
 			return err
 		}
@@ -1005,10 +1009,7 @@ func (s *Store) readPage(ctx context.Context, from uint64) ([]ledger.Record, err
 // follower has published (rows it has committed but not yet published are
 // not part of the signed tree yet).
 func (s *Store) page(ctx context.Context, from uint64, n int) ([]ledger.Record, error) {
-	s.mu.Lock()
-	size := s.size
-	s.mu.Unlock()
-	rows, err := s.db.QueryContext(ctx, `SELECT position, canonical FROM events WHERE position >= ? AND position < ? ORDER BY position LIMIT ?`, int64(from), int64(size), n)
+	rows, err := s.db.QueryContext(ctx, `SELECT position, canonical FROM events WHERE position >= ? AND position < ? ORDER BY position LIMIT ?`, int64(from), int64(s.publishedSize()), n)
 	if err != nil {
 		return nil, fmt.Errorf("read log: %w", err)
 	}
