@@ -1,5 +1,7 @@
 package sqlite
 
+import "time"
+
 // CrashForTest stops the store as a killed process would: no final
 // checkpoint; the lock is released.
 func (s *Store) CrashForTest() {
@@ -17,4 +19,12 @@ func (s *Store) CrashForTest() {
 	s.notify = nil
 	s.mu.Unlock()
 	s.closeDBs()
+}
+
+// SetStreamsFlushForTest sets when the writer indexes the streams' tail
+// (after so many events, or so long after the oldest), until the test ends.
+func SetStreamsFlushForTest(t interface{ Cleanup(func()) }, events uint64, after time.Duration) {
+	oldEvents, oldAfter := streamsFlushEvents, streamsFlushAfter
+	streamsFlushEvents, streamsFlushAfter = events, after
+	t.Cleanup(func() { streamsFlushEvents, streamsFlushAfter = oldEvents, oldAfter })
 }

@@ -119,9 +119,13 @@ type Store struct {
 	commits, appends atomic.Uint64
 	lock             *os.File // held while open for writing
 
-	r   readStmts      // prepared once: parsing SQL cost more than reading
-	rng *compact.Range // owned by the writer goroutine
-	w   writeStmts
+	r       readStmts      // prepared once: parsing SQL cost more than reading
+	rng     *compact.Range // owned by the writer goroutine
+	w       writeStmts
+	tailIdx streamTail // the stream index's unindexed tail; the writer's
+	// hasStreams: the ledger has the stream index (one written before it,
+	// opened read-only, has not).
+	hasStreams bool
 
 	// heads caches stream → next revision for a writable store. Only this
 	// process writes the ledger (the lock file), so a cached head is
@@ -153,9 +157,14 @@ CREATE TABLE IF NOT EXISTS events (
 	stream    TEXT NOT NULL,
 	revision  INTEGER NOT NULL,
 	leaf      BLOB NOT NULL,
-	canonical BLOB NOT NULL,
-	UNIQUE (stream, revision)
+	canonical BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS streams (
+	position INTEGER PRIMARY KEY,
+	stream   TEXT NOT NULL,
+	revision INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS streams_revision ON streams (stream, revision);
 CREATE TABLE IF NOT EXISTS tree (
 	level INTEGER NOT NULL,
 	idx   INTEGER NOT NULL,
@@ -246,6 +255,12 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := s.init(ctx, opts); err != nil {
 		s.closeDBs()
 		return nil, fmt.Errorf("open ledger %s: %w", path, err)
+	}
+	if !opts.ReadOnly {
+		if err := s.recoverStreams(ctx); err != nil {
+			s.closeDBs()
+			return nil, fmt.Errorf("open ledger %s: %w", path, err)
+		}
 	}
 	if err := s.prepareReads(ctx); err != nil {
 		s.closeDBs()
@@ -399,7 +414,14 @@ type readStmts struct {
 
 func (s *Store) prepareReads(ctx context.Context) error {
 	var err error
-	if s.r.readStream, err = s.rdb.PrepareContext(ctx, `SELECT position, canonical FROM events WHERE stream = ? AND revision >= ? ORDER BY revision`); err != nil {
+	if err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'streams'`).Scan(&s.hasStreams); err != nil {
+		return err
+	}
+	q := readStreamSQL
+	if !s.hasStreams {
+		q = legacyReadStreamSQL // only a read-only open finds none
+	}
+	if s.r.readStream, err = s.rdb.PrepareContext(ctx, q); err != nil {
 		return err
 	}
 	s.r.page, err = s.rdb.PrepareContext(ctx, `SELECT position, canonical FROM events WHERE position >= ? ORDER BY position LIMIT ?`)
@@ -618,28 +640,43 @@ func (s *Store) Leaves(ctx context.Context) iter.Seq2[ledger.Leaf, error] {
 		go func() {
 			defer close(pages)
 			from := int64(math.MinInt64) // rows below 0 were not written by Docket
+			// A stream index that disagrees with the log is reported
+			// after every leaf: a change to the log itself (which moves
+			// events under their index rows) is the failure to name.
+			var badIndex error
 			for {
-				leaves, err := s.leafPage(ctx, from)
+				leaves, bad, err := s.leafPage(ctx, from)
+				if badIndex == nil && bad != nil {
+					badIndex = bad
+				}
+				last := err != nil || len(leaves) < leafPageSize
+				if last && err == nil {
+					if badIndex == nil && s.hasStreams {
+						badIndex = s.checkStreamCount(ctx)
+					}
+					err = badIndex
+				}
 				select {
 				case pages <- page{leaves, err}:
 				case <-ctx.Done():
 					return
 				}
-				if err != nil || len(leaves) < leafPageSize {
+				if last {
 					return
 				}
 				from = int64(leaves[len(leaves)-1].Position) + 1
 			}
 		}()
 		for p := range pages {
-			if p.err != nil {
-				yield(ledger.Leaf{}, p.err)
-				return
-			}
+			// A page that fails does so after its last good leaf.
 			for _, l := range p.leaves {
 				if !yield(l, nil) {
 					return
 				}
+			}
+			if p.err != nil {
+				yield(ledger.Leaf{}, p.err)
+				return
 			}
 		}
 	}
@@ -647,7 +684,67 @@ func (s *Store) Leaves(ctx context.Context) iter.Seq2[ledger.Leaf, error] {
 
 const leafPageSize = 8192
 
-func (s *Store) leafPage(ctx context.Context, from int64) ([]ledger.Leaf, error) {
+// leafPage reads up to leafPageSize leaves from position from on. bad is
+// the page's first stream index row that disagrees with its event.
+func (s *Store) leafPage(ctx context.Context, from int64) (page []ledger.Leaf, bad *ledger.Failure, err error) {
+	if !s.hasStreams {
+		page, err := s.legacyLeafPage(ctx, from)
+		return page, nil, err
+	}
+	// The stream index rows ride along, read in the same snapshot as the
+	// watermark they must agree with.
+	rows, err := s.rdb.QueryContext(ctx, `SELECT e.position, e.canonical, e.leaf, e.id, e.stream, e.revision, s.position IS NOT NULL, s.stream, s.revision, `+indexedWatermark+`
+		FROM events e LEFT JOIN streams s ON s.position = e.position WHERE e.position >= ? ORDER BY e.position LIMIT ?`, from, leafPageSize)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	page = make([]ledger.Leaf, 0, leafPageSize)
+	for rows.Next() {
+		var l ledger.Leaf
+		var pos, rev, indexed int64
+		var x ledger.Index
+		var hasRow bool
+		var rowStream sql.NullString
+		var rowRev sql.NullInt64
+		if err := rows.Scan(&pos, &l.Canonical, &l.Stored, &x.ID, &x.Stream, &rev, &hasRow, &rowStream, &rowRev, &indexed); err != nil {
+			return nil, nil, err
+		}
+		if pos < 0 || rev < 0 {
+			return page, nil, &ledger.Failure{Position: pos, Reason: fmt.Sprintf("a row at position %d, revision %d: Docket never writes negative positions or revisions", pos, rev)}
+		}
+		if bad == nil {
+			switch {
+			case pos < indexed && !hasRow:
+				bad = &ledger.Failure{Position: pos, Reason: "the stored index: the stream index has no row for this event, which it covers: readers by stream would miss it"}
+			case pos >= indexed && hasRow:
+				bad = &ledger.Failure{Position: pos, Reason: fmt.Sprintf("the stored index: the stream index has a row for this event above its watermark %d", indexed)}
+			case hasRow && (rowStream.String != x.Stream || rowRev.Int64 != rev):
+				bad = &ledger.Failure{Position: pos, Reason: fmt.Sprintf(
+					"the stored index: the stream index row (stream %s, revision %d) disagrees with the event (stream %s, revision %d): readers by stream would be misled", rowStream.String, rowRev.Int64, x.Stream, rev)}
+			}
+		}
+		l.Position, x.Revision, l.Index = uint64(pos), uint64(rev), &x
+		page = append(page, l)
+	}
+	return page, bad, rows.Err()
+}
+
+// checkStreamCount checks, once every event's row was found, that the
+// stream index holds no other row.
+func (s *Store) checkStreamCount(ctx context.Context) error {
+	var n, indexed int64
+	if err := s.rdb.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM streams), `+indexedWatermark).Scan(&n, &indexed); err != nil {
+		return err
+	}
+	if n != indexed {
+		return &ledger.Failure{Position: -1, Reason: fmt.Sprintf("the stored index: the stream index holds %d rows for the %d events it covers: readers by stream would be misled", n, indexed)}
+	}
+	return nil
+}
+
+// legacyLeafPage reads a ledger written before the stream index.
+func (s *Store) legacyLeafPage(ctx context.Context, from int64) ([]ledger.Leaf, error) {
 	rows, err := s.rdb.QueryContext(ctx,
 		`SELECT position, canonical, leaf, id, stream, revision FROM events WHERE position >= ? ORDER BY position LIMIT ?`, from, leafPageSize)
 	if err != nil {
@@ -663,7 +760,7 @@ func (s *Store) leafPage(ctx context.Context, from int64) ([]ledger.Leaf, error)
 			return nil, err
 		}
 		if pos < 0 || rev < 0 {
-			return nil, &ledger.Failure{Position: pos, Reason: fmt.Sprintf("a row at position %d, revision %d: Docket never writes negative positions or revisions", pos, rev)}
+			return page, &ledger.Failure{Position: pos, Reason: fmt.Sprintf("a row at position %d, revision %d: Docket never writes negative positions or revisions", pos, rev)}
 		}
 		l.Position, x.Revision, l.Index = uint64(pos), uint64(rev), &x
 		page = append(page, l)

@@ -259,6 +259,23 @@ func TestVerifyCatchesTampering(t *testing.T) {
 			position: 17, reason: "stored index",
 		},
 		{
+			name:     "a stream index row deleted to hide an event from its stream",
+			edit:     func(t *testing.T, db execer) { exec(t, db, `DELETE FROM streams WHERE position = 17`) },
+			position: 17, reason: "stream index has no row",
+		},
+		{
+			name:     "a stream index row moved to another stream",
+			edit:     func(t *testing.T, db execer) { exec(t, db, `UPDATE streams SET stream = 'hidden' WHERE position = 17`) },
+			position: 17, reason: "stream index row (stream hidden",
+		},
+		{
+			name: "a stream index row forged for an event that is not there",
+			edit: func(t *testing.T, db execer) {
+				exec(t, db, `INSERT INTO streams (position, stream, revision) VALUES (1000, 'change-1', 99)`)
+			},
+			position: -1, reason: "holds 41 rows for the 40 events",
+		},
+		{
 			name: "a row forged at a negative position",
 			edit: func(t *testing.T, db execer) {
 				forged := []byte(`{"actor":{"id":"mallory","kind":"human"},"data":{},"id":"forged-3","revision":500,"stream":"change-1","time":"2026-01-01T00:00:00Z","type":"PlanApproved"}`)

@@ -96,9 +96,30 @@ func (s *Store) do(ctx context.Context, r *request) ([]ledger.Record, error) {
 func (s *Store) writer(ctx context.Context) {
 	defer close(s.writerErr)
 	defer close(s.walGrew)
-	for first := range s.reqs {
+	// Fires when the stream index's unindexed tail has waited long
+	// enough and no append came to flush it.
+	flushTimer := time.NewTimer(time.Hour)
+	flushTimer.Stop()
+	defer flushTimer.Stop()
+	for {
+		if len(s.tailIdx.next) > 0 {
+			flushTimer.Reset(time.Until(s.tailIdx.since.Add(streamsFlushAfter)))
+		}
+		var first *request
+		select {
+		case r, ok := <-s.reqs:
+			if !ok {
+				goto done
+			}
+			first = r
+		case <-flushTimer.C:
+			s.flushStreamsLogged(ctx)
+			continue
+		}
+		flushTimer.Stop()
 		batch := []*request{first}
 		n := len(first.events)
+		barrier := first.kind == kindBarrier
 	gather:
 		for n < maxBatchEvents {
 			select {
@@ -108,13 +129,19 @@ func (s *Store) writer(ctx context.Context) {
 				}
 				batch = append(batch, r)
 				n += len(r.events)
+				barrier = barrier || r.kind == kindBarrier
 			default:
 				break gather
 			}
 		}
 		s.commit(ctx, batch)
 		s.boundWAL(ctx)
+		// A barrier comes from Close: the ledger closes fully indexed.
+		if barrier || s.tailIdx.due(s.rng.End(), time.Now()) {
+			s.flushStreamsLogged(ctx)
+		}
 	}
+done:
 	for _, st := range []*sql.Stmt{s.w.findID, s.w.lastRev, s.w.readRange, s.w.insertEvent, s.w.insertNode, s.w.maxCheckpoint, s.w.insertCheckpoint} {
 		if st != nil {
 			st.Close()
@@ -235,7 +262,7 @@ func (s *Store) prepareStmts(ctx context.Context) error {
 		sql string
 	}{
 		{&w.findID, `SELECT stream, position FROM events WHERE id = ?`},
-		{&w.lastRev, `SELECT revision FROM events WHERE stream = ? ORDER BY revision DESC LIMIT 1`},
+		{&w.lastRev, lastIndexedSQL},
 		{&w.readRange, `SELECT position, canonical FROM events WHERE position >= ? ORDER BY position LIMIT ?`},
 		{&w.insertEvent, `INSERT INTO events (position, id, stream, revision, leaf, canonical) VALUES (?, ?, ?, ?, ?, ?)`},
 		{&w.insertNode, `INSERT INTO tree (level, idx, hash) VALUES (?, ?, ?)`},
@@ -338,6 +365,7 @@ func (s *Store) commitTx(ctx context.Context, batch []*request) (results []resul
 	}
 	maps.Copy(s.heads, b.next)
 	s.headsMu.Unlock()
+	s.tailIdx.committed(b.next, time.Now())
 	if len(b.leaves) > 0 {
 		s.mu.Lock()
 		s.tail.add(s.size, b.canonical)
@@ -354,8 +382,8 @@ func (s *Store) commitTx(ctx context.Context, batch []*request) (results []resul
 }
 
 // nextRevision returns the revision the stream's next event gets (0 for a
-// stream with no events), from this batch's appends, the cached heads, or
-// the database. The writer is the only one that writes, so the cache is
+// stream with no events), from this batch's appends, the cached heads, the
+// stream index's unindexed tail, or the stream index. The writer is the only one that writes, so the cache is
 // authoritative for every stream it holds.
 func (s *Store) nextRevision(ctx context.Context, st writeStmts, b *batchState, stream string) (uint64, error) {
 	if next, ok := b.next[stream]; ok {
@@ -367,15 +395,17 @@ func (s *Store) nextRevision(ctx context.Context, st writeStmts, b *batchState, 
 	if ok {
 		return next, nil
 	}
-	var last int64
-	err := st.lastRev.QueryRowContext(ctx, stream).Scan(&last)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return 0, nil
-	case err != nil:
+	if next, ok := s.tailIdx.next[stream]; ok {
+		return next, nil
+	}
+	var last sql.NullInt64
+	if err := st.lastRev.QueryRowContext(ctx, stream).Scan(&last); err != nil {
 		return 0, fmt.Errorf("read revision of %s: %w", stream, err)
 	}
-	return uint64(last) + 1, nil
+	if !last.Valid {
+		return 0, nil // no event yet
+	}
+	return uint64(last.Int64) + 1, nil
 }
 
 // batchState is what one transaction has appended so far.

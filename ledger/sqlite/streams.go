@@ -1,0 +1,174 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"maps"
+	"strconv"
+	"time"
+)
+
+// The stream index (table streams) finds a stream's events. It is kept
+// apart from the events table and written in bulk, not by every commit:
+// each commit's appends go to as many streams as there are sessions, and an
+// index keyed by stream takes each of them on a different page, so an index
+// maintained by the commit added a WAL frame (and its share of the fsync)
+// per stream touched, about half of a commit's frames under 64 concurrent
+// sessions. Written every streamsFlushEvents events, one page takes many
+// streams' appends at once.
+//
+// Every event below the watermark (meta 'streams_indexed') has its row,
+// and no other event has: a flush inserts the rows and moves the watermark
+// in one transaction. The events above it, at most streamsFlushEvents plus
+// a second's worth, are the unindexed tail, which readers scan; it is
+// flushed after a crash when the ledger next opens for writing. The rows
+// repeat the events' stream and revision columns, which the envelope
+// signs, so verification checks them against the events (leafPage).
+//
+// Variables only for tests (export_test.go); nothing else sets them.
+var (
+	streamsFlushEvents uint64 = 1024
+	streamsFlushAfter         = time.Second
+)
+
+const indexedKey = "streams_indexed"
+
+// indexedWatermark reads the watermark: 0 when no flush has run.
+const indexedWatermark = `COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'streams_indexed'), 0)`
+
+// readStreamSQL reads a stream from revision ?2 in one snapshot: the
+// indexed events, then the tail's. Stream revisions grow with positions.
+const readStreamSQL = `
+SELECT e.position, e.canonical FROM streams s JOIN events e ON e.position = s.position
+ WHERE s.stream = ?1 AND s.revision >= ?2 AND s.position < ` + indexedWatermark + `
+UNION ALL
+SELECT position, canonical FROM events
+ WHERE position >= ` + indexedWatermark + ` AND stream = ?1 AND revision >= ?2
+ORDER BY 1`
+
+// legacyReadStreamSQL serves a read-only open of a ledger written before
+// the stream index: its events table has a (stream, revision) index.
+const legacyReadStreamSQL = `SELECT position, canonical FROM events WHERE stream = ? AND revision >= ? ORDER BY revision`
+
+// lastIndexedSQL is a stream's last indexed revision. The writer asks it
+// only for streams with no event in the tail (streamTail.next).
+const lastIndexedSQL = `SELECT MAX(revision) FROM streams WHERE stream = ?`
+
+// streamTail is the writer's account of the unindexed tail.
+type streamTail struct {
+	indexed uint64            // the watermark
+	next    map[string]uint64 // stream → next revision, for streams in the tail
+	since   time.Time         // when the oldest unindexed event committed
+	failed  time.Time         // when a flush last failed
+}
+
+// committed records a commit's appends (stream → next revision).
+func (t *streamTail) committed(next map[string]uint64, now time.Time) {
+	if len(next) == 0 {
+		return
+	}
+	if len(t.next) == 0 {
+		t.since = now
+	}
+	maps.Copy(t.next, next)
+}
+
+// due reports whether the tail, which ends before position end, should be
+// flushed now.
+func (t *streamTail) due(end uint64, now time.Time) bool {
+	if now.Sub(t.failed) < streamsFlushAfter {
+		return false
+	}
+	return end-t.indexed >= streamsFlushEvents || (end > t.indexed && now.Sub(t.since) >= streamsFlushAfter)
+}
+
+// flushStreamsLogged flushes the tail; a failure is logged and the flush
+// tried again a while later (readers scan the longer tail meanwhile).
+func (s *Store) flushStreamsLogged(ctx context.Context) {
+	if err := s.flushStreams(ctx); err != nil {
+		s.logger.Error("ledger: stream index not updated; reads by stream scan the unindexed events until it is", "err", err)
+		s.tailIdx.failed = time.Now()
+		s.tailIdx.since = s.tailIdx.failed
+	}
+}
+
+// flushStreams indexes every committed event above the watermark, in a
+// transaction of its own between batches (the writer's goroutine only).
+// A failure leaves the tail to the next flush; readers scan it meanwhile.
+func (s *Store) flushStreams(ctx context.Context) error {
+	end := s.rng.End()
+	if end == s.tailIdx.indexed {
+		return nil
+	}
+	if err := indexStreams(ctx, s.wdb, s.tailIdx.indexed, end); err != nil {
+		return err
+	}
+	s.tailIdx.indexed = end
+	clear(s.tailIdx.next)
+	return nil
+}
+
+// indexStreams inserts the rows of events [from, end) and moves the
+// watermark to end, in one transaction.
+func indexStreams(ctx context.Context, db *sql.DB, from, end uint64) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("index streams: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO streams (position, stream, revision)
+		SELECT position, stream, revision FROM events WHERE position >= ? AND position < ? ORDER BY position`, int64(from), int64(end)); err != nil {
+		return fmt.Errorf("index streams %d–%d: %w", from, end, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+		indexedKey, strconv.FormatUint(end, 10)); err != nil {
+		return fmt.Errorf("index streams: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("index streams: %w", err)
+	}
+	return nil
+}
+
+// recoverStreams, at a writable open, indexes the tail a crash left (or a
+// whole ledger written before the stream index) before any append.
+func (s *Store) recoverStreams(ctx context.Context) error {
+	var w int64
+	if err := s.wdb.QueryRowContext(ctx, `SELECT `+indexedWatermark).Scan(&w); err != nil {
+		return fmt.Errorf("read stream index watermark: %w", err)
+	}
+	if w < 0 {
+		return fmt.Errorf("stream index watermark %d is negative: the ledger was altered", w)
+	}
+	indexed := uint64(w)
+	if indexed > s.size {
+		// The log ends before rows the index holds: it was cut back
+		// (verification against an earlier checkpoint tells). The index
+		// is derived from the log, so it follows it.
+		s.logger.Warn("the stream index covers events the log no longer holds; dropping those rows",
+			"indexed", indexed, "size", s.size)
+		tx, err := s.wdb.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		if _, err := tx.ExecContext(ctx, `DELETE FROM streams WHERE position >= ?`, int64(s.size)); err != nil {
+			return fmt.Errorf("trim stream index: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = ? WHERE key = ?`, strconv.FormatUint(s.size, 10), indexedKey); err != nil {
+			return fmt.Errorf("trim stream index: %w", err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("trim stream index: %w", err)
+		}
+		indexed = s.size
+	}
+	if indexed < s.size {
+		if err := indexStreams(ctx, s.wdb, indexed, s.size); err != nil {
+			return err
+		}
+	}
+	s.tailIdx = streamTail{indexed: s.size, next: map[string]uint64{}}
+	return nil
+}
