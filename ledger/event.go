@@ -168,27 +168,32 @@ func Prepare(stream string, events []Event, limits Limits, now time.Time) ([]Pre
 		out[i].Event = e
 	}
 	// Validation and canonicalization are independent per event: spread
-	// large appends over the CPUs.
+	// large appends over the CPUs; a small one stays in this goroutine.
 	workers := min(runtime.GOMAXPROCS(0), len(out)/256+1)
 	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < len(out); i += workers {
-				p := &out[i]
-				if err := validate(p.Event, limits); err != nil {
-					errs[w] = fmt.Errorf("event %d (%s): %w", i, p.Event.ID, err)
-					return
-				}
-				var err error
-				if p.prefix, p.suffix, err = envelopeParts(p.Event); err != nil {
-					errs[w] = fmt.Errorf("event %d (%s): %w", i, p.Event.ID, err)
-					return
-				}
+	work := func(w int) {
+		for i := w; i < len(out); i += workers {
+			p := &out[i]
+			if err := validate(p.Event, limits); err != nil {
+				errs[w] = fmt.Errorf("event %d (%s): %w", i, p.Event.ID, err)
+				return
 			}
-		})
+			var err error
+			if p.prefix, p.suffix, err = envelopeParts(p.Event); err != nil {
+				errs[w] = fmt.Errorf("event %d (%s): %w", i, p.Event.ID, err)
+				return
+			}
+		}
 	}
-	wg.Wait()
+	if workers == 1 {
+		work(0)
+	} else {
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() { work(w) })
+		}
+		wg.Wait()
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
