@@ -28,3 +28,14 @@ func SetStreamsFlushForTest(t interface{ Cleanup(func()) }, events uint64, after
 	streamsFlushEvents, streamsFlushAfter = events, after
 	t.Cleanup(func() { streamsFlushEvents, streamsFlushAfter = oldEvents, oldAfter })
 }
+
+// BeforeSyncForTest runs f before each fsync of the WAL (in the syncer's
+// goroutine). Set it before the first append.
+func (s *Store) BeforeSyncForTest(f func()) { s.beforeSync = f }
+
+// BreakSyncForTest makes every later fsync of the WAL fail, as a failing
+// disk would.
+func (s *Store) BreakSyncForTest() {
+	s.beforeSync = nil
+	s.walPath = s.path + "-no-such-wal"
+}

@@ -97,8 +97,20 @@ type Store struct {
 
 	reqs      chan *request
 	writerErr chan struct{} // closed when the writer goroutine exits
-	walGrew   chan struct{} // wakes the WAL checkpointer after a commit
-	walDone   chan struct{} // closed when the WAL checkpointer exits
+
+	// The syncer (writer.go) makes committed batches durable and
+	// publishes them; walFile and walInfo are its own.
+	syncq    chan *committed
+	syncDone chan struct{}
+	failed   atomic.Pointer[error] // a failed fsync: no more appends
+	walPath  string
+	walFile  *os.File
+	walInfo  os.FileInfo
+	// beforeSync, set only by tests (export_test.go), runs before each
+	// fsync of the WAL.
+	beforeSync func()
+	walGrew    chan struct{} // wakes the WAL checkpointer after a commit
+	walDone    chan struct{} // closed when the WAL checkpointer exits
 
 	sendMu     sync.RWMutex // held for reading while queueing; for writing by Close
 	closed     bool         // no more appends
@@ -238,8 +250,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if !opts.ReadOnly {
 		// The writer never checkpoints the WAL itself (that would stall
 		// every waiting append behind copying pages into the database and
-		// syncing it); walCheckpoints does, on its own connection.
-		if s.wdb, err = sql.Open("sqlite", dsn+"&_pragma=busy_timeout(10000)&_txlock=immediate&_pragma=wal_autocheckpoint(0)"); err != nil {
+		// syncing it); walCheckpoints does, on its own connection. Its
+		// commits do not fsync: the syncer does, overlapping the next
+		// commit, before any of them is answered or published.
+		if s.wdb, err = sql.Open("sqlite", dsn+"&_pragma=busy_timeout(10000)&_txlock=immediate&_pragma=wal_autocheckpoint(0)&_pragma=synchronous(OFF)"); err != nil {
 			s.closeDBs()
 			return nil, fmt.Errorf("open ledger: %w", err)
 		}
@@ -261,6 +275,13 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 			s.closeDBs()
 			return nil, fmt.Errorf("open ledger %s: %w", path, err)
 		}
+		// What opening wrote (schema, ledger id, key, stream index) is
+		// durable before the first append.
+		s.walPath = path + "-wal"
+		if err := s.syncWAL(); err != nil {
+			s.closeDBs()
+			return nil, fmt.Errorf("open ledger %s: sync: %w", path, err)
+		}
 	}
 	if err := s.prepareReads(ctx); err != nil {
 		s.closeDBs()
@@ -269,6 +290,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if !opts.ReadOnly {
 		s.reqs = make(chan *request, 1024)
 		s.writerErr = make(chan struct{})
+		s.syncq, s.syncDone = make(chan *committed), make(chan struct{})
 		s.walGrew, s.walDone = make(chan struct{}, 1), make(chan struct{})
 		go s.writer(context.WithoutCancel(ctx))
 		go s.walCheckpoints(context.WithoutCancel(ctx))
@@ -424,7 +446,7 @@ func (s *Store) prepareReads(ctx context.Context) error {
 	if s.r.readStream, err = s.rdb.PrepareContext(ctx, q); err != nil {
 		return err
 	}
-	s.r.page, err = s.rdb.PrepareContext(ctx, `SELECT position, canonical FROM events WHERE position >= ? ORDER BY position LIMIT ?`)
+	s.r.page, err = s.rdb.PrepareContext(ctx, `SELECT position, canonical FROM events WHERE position >= ? AND position < ? ORDER BY position LIMIT ?`)
 	return err
 }
 
@@ -439,6 +461,9 @@ func (s *Store) closeDBs() error {
 		if st != nil {
 			st.Close()
 		}
+	}
+	if s.walFile != nil { // opened, but the writer never started
+		s.walFile.Close()
 	}
 	if s.lock != nil {
 		errs = append(errs, s.lock.Close()) // releases the lock
@@ -460,6 +485,19 @@ func (s *Store) Head(context.Context) (uint64, []byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.size, s.root, nil
+}
+
+// readBound is the position reads stop before. A writable store's readers
+// see only published events: the database holds committed batches a
+// moment before they are durable (see syncer). A read-only store, in
+// another process, reads whatever the database holds.
+func (s *Store) readBound() int64 {
+	if s.wdb == nil {
+		return math.MaxInt64
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return int64(s.size)
 }
 
 // wait returns a channel closed after the next commit, or nil once closed.
@@ -488,7 +526,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64) ([]l
 			return nil, nil
 		}
 	}
-	rows, err := s.r.readStream.QueryContext(ctx, stream, int64(from))
+	rows, err := s.r.readStream.QueryContext(ctx, stream, int64(from), s.readBound())
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", stream, err)
 	}
@@ -614,7 +652,7 @@ func (s *Store) page(ctx context.Context, from uint64) ([]ledger.Record, error) 
 	if ok {
 		return decodeTail(from, canonical)
 	}
-	rows, err := s.r.page.QueryContext(ctx, int64(from), pageSize)
+	rows, err := s.r.page.QueryContext(ctx, int64(from), s.readBound(), pageSize)
 	if err != nil {
 		return nil, fmt.Errorf("read log: %w", err)
 	}
@@ -944,7 +982,7 @@ func (s *Store) Stats() Stats {
 
 // Lookup returns the event with the given id.
 func (s *Store) Lookup(ctx context.Context, id string) (ledger.Record, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT position, canonical FROM events WHERE id = ?`, id)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT position, canonical FROM events WHERE id = ? AND position < ?`, id, s.readBound())
 	if err != nil {
 		return ledger.Record{}, fmt.Errorf("look up %s: %w", id, err)
 	}

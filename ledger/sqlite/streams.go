@@ -39,17 +39,18 @@ const indexedWatermark = `COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHER
 
 // readStreamSQL reads a stream from revision ?2 in one snapshot: the
 // indexed events, then the tail's. Stream revisions grow with positions.
+// Both read only below position ?3 (readBound).
 const readStreamSQL = `
 SELECT e.position, e.canonical FROM streams s JOIN events e ON e.position = s.position
- WHERE s.stream = ?1 AND s.revision >= ?2 AND s.position < ` + indexedWatermark + `
+ WHERE s.stream = ?1 AND s.revision >= ?2 AND s.position < ` + indexedWatermark + ` AND s.position < ?3
 UNION ALL
 SELECT position, canonical FROM events
- WHERE position >= ` + indexedWatermark + ` AND stream = ?1 AND revision >= ?2
+ WHERE position >= ` + indexedWatermark + ` AND position < ?3 AND stream = ?1 AND revision >= ?2
 ORDER BY 1`
 
 // legacyReadStreamSQL serves a read-only open of a ledger written before
 // the stream index: its events table has a (stream, revision) index.
-const legacyReadStreamSQL = `SELECT position, canonical FROM events WHERE stream = ? AND revision >= ? ORDER BY revision`
+const legacyReadStreamSQL = `SELECT position, canonical FROM events WHERE stream = ?1 AND revision >= ?2 AND position < ?3 ORDER BY revision`
 
 // lastIndexedSQL is a stream's last indexed revision. The writer asks it
 // only for streams with no event in the tail (streamTail.next).
@@ -101,6 +102,9 @@ func (s *Store) flushStreams(ctx context.Context) error {
 	if end == s.tailIdx.indexed {
 		return nil
 	}
+	// Once flushed, the tail's streams are found through the published
+	// heads or the index: every batch must be published first.
+	s.awaitSynced()
 	if err := indexStreams(ctx, s.wdb, s.tailIdx.indexed, end); err != nil {
 		return err
 	}

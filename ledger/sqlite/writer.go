@@ -96,6 +96,15 @@ func (s *Store) do(ctx context.Context, r *request) ([]ledger.Record, error) {
 func (s *Store) writer(ctx context.Context) {
 	defer close(s.writerErr)
 	defer close(s.walGrew)
+	go s.syncer()
+	defer func() {
+		close(s.syncq)
+		<-s.syncDone
+		if s.walFile != nil {
+			s.walFile.Close()
+			s.walFile = nil
+		}
+	}()
 	// Fires when the stream index's unindexed tail has waited long
 	// enough and no append came to flush it.
 	flushTimer := time.NewTimer(time.Hour)
@@ -150,20 +159,105 @@ done:
 }
 
 func (s *Store) commit(ctx context.Context, batch []*request) {
-	results, err := s.commitTx(ctx, batch)
+	if err := s.syncErr(); err != nil {
+		for _, r := range batch {
+			r.done <- result{err: err}
+		}
+		return
+	}
+	c, err := s.commitTx(ctx, batch)
 	if errors.Is(err, errSplit) {
 		for _, r := range batch {
 			s.commit(ctx, []*request{r})
 		}
 		return
 	}
-	for i, r := range batch {
-		if err != nil {
+	if err != nil {
+		for _, r := range batch {
 			r.done <- result{err: err}
-		} else {
-			r.done <- results[i]
+		}
+		return
+	}
+	// Waits while the syncer makes the previous batch durable: the
+	// requests that arrive meanwhile make the next batch.
+	s.syncq <- c
+}
+
+// syncer makes committed batches durable one at a time, in commit order,
+// while the writer commits the next: the WAL's fsync, which dominates a
+// commit, overlaps the next batch's work instead of following it. The
+// writer's connection commits with synchronous=OFF (SQLite writes the
+// frames, no fsync); this fsync of the WAL file makes those frames, and
+// every earlier one, durable before any request of the batch is answered
+// or anyone sees it published. A batch built on an earlier one is written
+// after it in the same WAL, so it can never be durable without it.
+// A failed fsync leaves what the WAL holds unknown: the store answers
+// every append from then on with that error (fail-stop), as the operating
+// system may have dropped the pages it could not write.
+func (s *Store) syncer() {
+	defer close(s.syncDone)
+	for c := range s.syncq {
+		if c.done != nil {
+			close(c.done)
+			continue
+		}
+		err := s.syncErr()
+		if err == nil {
+			if err = s.syncWAL(); err != nil {
+				err = fmt.Errorf("make the ledger durable: %w (the ledger stops taking appends; restart to recover)", err)
+				s.failed.Store(&err)
+			}
+		}
+		if err != nil {
+			for _, r := range c.batch {
+				r.done <- result{err: err}
+			}
+			continue
+		}
+		s.publish(c)
+		for i, r := range c.batch {
+			r.done <- c.results[i]
 		}
 	}
+}
+
+// syncErr is the failed fsync that stopped the store, or nil.
+func (s *Store) syncErr() error {
+	if p := s.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// awaitSynced waits until every committed batch is durable and published.
+func (s *Store) awaitSynced() {
+	done := make(chan struct{})
+	s.syncq <- &committed{done: done}
+	<-done
+}
+
+// syncWAL fsyncs the WAL file. SQLite keeps one WAL file while any
+// connection is open (the writer's always is), restarting it in place; if
+// it was ever replaced, the new one is the one to sync.
+func (s *Store) syncWAL() error {
+	if s.beforeSync != nil {
+		s.beforeSync()
+	}
+	fi, err := os.Stat(s.walPath)
+	if err != nil {
+		return err
+	}
+	if s.walFile == nil || !os.SameFile(fi, s.walInfo) {
+		f, err := os.Open(s.walPath)
+		if err != nil {
+			return err
+		}
+		if s.walFile != nil {
+			s.walFile.Close()
+		}
+		s.walFile, s.walInfo = f, fi
+	}
+	return s.walFile.Sync()
 }
 
 // walCheckpointInterval is the least time between two WAL checkpoints.
@@ -286,7 +380,7 @@ func (s *Store) prepareStmts(ctx context.Context) error {
 
 // commitTx runs a batch in one transaction. Request-level outcomes (wrong
 // revision, duplicate id) are in results; a non-nil error fails the batch.
-func (s *Store) commitTx(ctx context.Context, batch []*request) (results []result, err error) {
+func (s *Store) commitTx(ctx context.Context, batch []*request) (_ *committed, err error) {
 	if err := s.prepareStmts(ctx); err != nil {
 		return nil, fmt.Errorf("prepare statements: %w", err)
 	}
@@ -312,7 +406,7 @@ func (s *Store) commitTx(ctx context.Context, batch []*request) (results []resul
 		insertEvent: tx.StmtContext(ctx, s.w.insertEvent), insertNode: tx.StmtContext(ctx, s.w.insertNode),
 		maxCheckpoint: tx.StmtContext(ctx, s.w.maxCheckpoint), insertCheckpoint: tx.StmtContext(ctx, s.w.insertCheckpoint),
 	}
-	results = make([]result, len(batch))
+	results := make([]result, len(batch))
 	b := &batchState{next: map[string]uint64{}}
 	for i, r := range batch {
 		switch r.kind {
@@ -351,25 +445,47 @@ func (s *Store) commitTx(ctx context.Context, batch []*request) (results []resul
 	case s.walGrew <- struct{}{}:
 	default:
 	}
-	for _, r := range batch {
+	// The writer's own account, ahead of the publication: the next
+	// batch's revisions build on this one before it is durable.
+	s.tailIdx.committed(b.next, time.Now())
+	return &committed{batch: batch, results: results, next: b.next, canonical: b.canonical,
+		first: s.rng.End() - uint64(len(b.leaves)), end: s.rng.End(), root: root}, nil
+}
+
+// committed is a batch whose transaction committed but may not be durable
+// yet: the syncer makes the WAL durable, then publishes the batch and
+// answers its requests. A marker (done set, no batch) is closed once every
+// batch before it is published.
+type committed struct {
+	batch     []*request
+	results   []result
+	next      map[string]uint64 // stream → next revision after the batch
+	canonical [][]byte          // its events, positions first..end-1
+	first     uint64
+	end       uint64 // tree size after it
+	root      []byte
+	done      chan struct{}
+}
+
+// publish makes a durable batch visible: stream heads, the recent tail,
+// the tree head (Head, readers' bound), subscribers and the checkpointer.
+func (s *Store) publish(c *committed) {
+	for _, r := range c.batch {
 		if r.kind == kindAppend {
 			s.appends.Add(1)
 		}
 	}
-	// Published before anyone hears of the commit (the appenders' answers
-	// and the subscribers' wake-up below).
 	s.headsMu.Lock()
 	s.headsGen++
-	if len(s.heads)+len(b.next) > maxCachedStreams {
+	if len(s.heads)+len(c.next) > maxCachedStreams {
 		clear(s.heads)
 	}
-	maps.Copy(s.heads, b.next)
+	maps.Copy(s.heads, c.next)
 	s.headsMu.Unlock()
-	s.tailIdx.committed(b.next, time.Now())
-	if len(b.leaves) > 0 {
+	if c.end > c.first {
 		s.mu.Lock()
-		s.tail.add(s.size, b.canonical)
-		s.size, s.root = s.rng.End(), root
+		s.tail.add(c.first, c.canonical)
+		s.size, s.root = c.end, c.root
 		close(s.notify)
 		s.notify = make(chan struct{})
 		s.mu.Unlock()
@@ -378,24 +494,25 @@ func (s *Store) commitTx(ctx context.Context, batch []*request) (results []resul
 		default:
 		}
 	}
-	return results, nil
 }
 
 // nextRevision returns the revision the stream's next event gets (0 for a
-// stream with no events), from this batch's appends, the cached heads, the
-// stream index's unindexed tail, or the stream index. The writer is the only one that writes, so the cache is
+// stream with no events), from this batch's appends, the stream index's
+// unindexed tail, the cached heads, or the stream index. The writer is the only one that writes, so the cache is
 // authoritative for every stream it holds.
 func (s *Store) nextRevision(ctx context.Context, st writeStmts, b *batchState, stream string) (uint64, error) {
 	if next, ok := b.next[stream]; ok {
+		return next, nil
+	}
+	// The tail's account first: it includes batches committed but not
+	// yet durable, which the published heads do not.
+	if next, ok := s.tailIdx.next[stream]; ok {
 		return next, nil
 	}
 	s.headsMu.RLock()
 	next, ok := s.heads[stream]
 	s.headsMu.RUnlock()
 	if ok {
-		return next, nil
-	}
-	if next, ok := s.tailIdx.next[stream]; ok {
 		return next, nil
 	}
 	var last sql.NullInt64

@@ -1,0 +1,106 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/evidence-parity/docket/ledger"
+	"github.com/evidence-parity/docket/ledger/sqlite"
+	"github.com/evidence-parity/docket/ledger/storetest"
+)
+
+// countRows counts the events the database file holds, as another
+// connection sees them.
+func countRows(t *testing.T, path string) int {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM events`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// A batch the writer committed is neither answered nor seen by the store's
+// readers until the WAL's fsync made it durable.
+func TestCommittedIsPublishedOnlyOnceDurable(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	s := f.open(t, sqlite.Options{})
+	if _, err := s.Append(ctx, "s", ledger.NoStream, storetest.Event("E")); err != nil {
+		t.Fatal(err)
+	}
+	hold, release := make(chan struct{}), make(chan struct{})
+	s.BeforeSyncForTest(func() {
+		hold <- struct{}{}
+		<-release
+	})
+	appended := make(chan error, 1)
+	go func() {
+		_, err := s.Append(ctx, "s", ledger.Exact(0), storetest.Event("E", "id", "second"))
+		appended <- err
+	}()
+	<-hold // committed, its fsync not yet begun
+	if n := countRows(t, f.db); n != 2 {
+		t.Fatalf("the file holds %d events, want the committed 2", n)
+	}
+	select {
+	case err := <-appended:
+		t.Fatalf("Append returned (%v) before its batch was durable", err)
+	default:
+	}
+	if size, _, _ := s.Head(ctx); size != 1 {
+		t.Errorf("Head = %d before the fsync, want 1", size)
+	}
+	if recs, err := s.ReadStream(ctx, "s", 0); err != nil || len(recs) != 1 {
+		t.Errorf("ReadStream before the fsync = %d records, %v; want 1", len(recs), err)
+	}
+	if got := readAll(t, s, 0); len(got) != 1 {
+		t.Errorf("ReadAll before the fsync = %d records, want 1", len(got))
+	}
+	close(release)
+	if err := <-appended; err != nil {
+		t.Fatal(err)
+	}
+	if size, _, _ := s.Head(ctx); size != 2 {
+		t.Errorf("Head = %d after the fsync, want 2", size)
+	}
+	if recs, err := s.ReadStream(ctx, "s", 0); err != nil || len(recs) != 2 {
+		t.Errorf("ReadStream after the fsync = %d records, %v; want 2", len(recs), err)
+	}
+	s.BeforeSyncForTest(nil)
+}
+
+// A failed fsync fails its appends and every later one, and publishes
+// nothing: the store never answers an append it could not make durable.
+func TestFailedSyncStopsAppends(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	s := f.open(t, sqlite.Options{})
+	if _, err := s.Append(ctx, "s", ledger.NoStream, storetest.Event("E")); err != nil {
+		t.Fatal(err)
+	}
+	s.BreakSyncForTest()
+	_, err := s.Append(ctx, "s", ledger.Exact(0), storetest.Event("E"))
+	if err == nil || !strings.Contains(err.Error(), "make the ledger durable") {
+		t.Fatalf("append with a failing fsync: %v, want the durability failure", err)
+	}
+	for range 2 {
+		if _, err := s.Append(ctx, "t", ledger.Any, storetest.Event("E")); err == nil || !strings.Contains(err.Error(), "stops taking appends") {
+			t.Fatalf("append after a failed fsync: %v, want refused", err)
+		}
+	}
+	if size, _, _ := s.Head(ctx); size != 1 {
+		t.Errorf("Head = %d, want 1: nothing after the failure is published", size)
+	}
+	if _, err := s.Lookup(ctx, "nope"); !errors.Is(err, ledger.ErrNoEvent) {
+		t.Errorf("reads still work: Lookup = %v", err)
+	}
+}
