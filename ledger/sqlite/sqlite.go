@@ -1,10 +1,12 @@
 // Package sqlite is Docket's embedded ledger store: events, their Merkle tree
 // hashes and the signed checkpoints in one SQLite file (modernc.org/sqlite,
-// WAL, synchronous=FULL).
+// WAL).
 //
 // One writer goroutine owns the write connection and commits appends in
 // groups: every append waiting when a commit starts joins one transaction,
-// and each returns only after that transaction is durable. Expensive work
+// and each returns only after that transaction is durable. The fsync that
+// makes it durable is the syncer's, overlapping the next commit (see
+// syncer in writer.go). Expensive work
 // (validation, RFC 8785 canonicalization) happens in the caller's goroutine
 // before the append is queued.
 //
@@ -139,11 +141,11 @@ type Store struct {
 	// opened read-only, has not).
 	hasStreams bool
 
-	// heads caches stream → next revision for a writable store. Only this
-	// process writes the ledger (the lock file), so a cached head is
-	// authoritative: the writer publishes its appends after they commit and
-	// before anyone learns of them, and ReadStream answers a read from the
-	// head on without a query. headsGen counts publications, so a reader
+	// heads caches stream → next revision for a writable store, as
+	// published. Only this process writes the ledger (the lock file), so a
+	// cached head is authoritative for readers: the syncer publishes a
+	// batch once durable and before anyone learns of it, and ReadStream
+	// answers a read from the head on without a query. headsGen counts publications, so a reader
 	// adds a head it read from the database only if no commit was
 	// published meanwhile.
 	headsMu  sync.RWMutex
@@ -251,9 +253,12 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		// The writer never checkpoints the WAL itself (that would stall
 		// every waiting append behind copying pages into the database and
 		// syncing it); walCheckpoints does, on its own connection. Its
-		// commits do not fsync: the syncer does, overlapping the next
-		// commit, before any of them is answered or published.
-		if s.wdb, err = sql.Open("sqlite", dsn+"&_pragma=busy_timeout(10000)&_txlock=immediate&_pragma=wal_autocheckpoint(0)&_pragma=synchronous(OFF)"); err != nil {
+		// commits do not fsync (synchronous=NORMAL in WAL mode): the
+		// syncer does, overlapping the next commit, before any of them is
+		// answered or published. NORMAL, not OFF: SQLite still syncs a
+		// restarted WAL's new header before writing frames over the old
+		// ones, without which a power loss could replay stale frames.
+		if s.wdb, err = sql.Open("sqlite", dsn+"&_pragma=busy_timeout(10000)&_txlock=immediate&_pragma=wal_autocheckpoint(0)&_pragma=synchronous(NORMAL)"); err != nil {
 			s.closeDBs()
 			return nil, fmt.Errorf("open ledger: %w", err)
 		}
@@ -275,10 +280,15 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 			s.closeDBs()
 			return nil, fmt.Errorf("open ledger %s: %w", path, err)
 		}
-		// What opening wrote (schema, ledger id, key, stream index) is
-		// durable before the first append.
+		// What opening wrote (schema, ledger id, key, stream index), and
+		// a killed process's last commits, are durable before the first
+		// append, and so is the WAL file's name in its folder.
 		s.walPath = path + "-wal"
 		if err := s.syncWAL(); err != nil {
+			s.closeDBs()
+			return nil, fmt.Errorf("open ledger %s: sync: %w", path, err)
+		}
+		if err := syncDir(filepath.Dir(path)); err != nil {
 			s.closeDBs()
 			return nil, fmt.Errorf("open ledger %s: sync: %w", path, err)
 		}
@@ -489,8 +499,12 @@ func (s *Store) Head(context.Context) (uint64, []byte, error) {
 
 // readBound is the position reads stop before. A writable store's readers
 // see only published events: the database holds committed batches a
-// moment before they are durable (see syncer). A read-only store, in
-// another process, reads whatever the database holds.
+// moment (one fsync) before they are durable (see syncer). A read-only
+// store, in another process, reads whatever the database holds, so it may
+// see the writer's last batch before its fsync ends; if the machine lost
+// power in that moment, the batch would be gone from the ledger though
+// that reader saw it. The checkpointer signs only durable sizes, so no
+// signed checkpoint or proof ever covers such an event.
 func (s *Store) readBound() int64 {
 	if s.wdb == nil {
 		return math.MaxInt64
@@ -769,14 +783,14 @@ func (s *Store) leafPage(ctx context.Context, from int64) (page []ledger.Leaf, b
 }
 
 // checkStreamCount checks, once every event's row was found, that the
-// stream index holds no other row.
+// stream index holds no other row and covers no event the log lacks.
 func (s *Store) checkStreamCount(ctx context.Context) error {
-	var n, indexed int64
-	if err := s.rdb.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM streams), `+indexedWatermark).Scan(&n, &indexed); err != nil {
+	var rows, outside, w, size int64
+	if err := s.rdb.QueryRowContext(ctx, strings.Replace(indexShapeSQL, "SELECT ", "SELECT (SELECT COALESCE(MAX(position) + 1, 0) FROM events), ", 1)).Scan(&size, &rows, &outside, &w); err != nil {
 		return err
 	}
-	if n != indexed {
-		return &ledger.Failure{Position: -1, Reason: fmt.Sprintf("the stored index: the stream index holds %d rows for the %d events it covers: readers by stream would be misled", n, indexed)}
+	if problem := indexShape(rows, outside, w, size); problem != "" {
+		return &ledger.Failure{Position: -1, Reason: "the stored index: the stream index is wrong: " + problem + ": readers by stream would be misled"}
 	}
 	return nil
 }

@@ -87,6 +87,9 @@ func (t *streamTail) due(end uint64, now time.Time) bool {
 // flushStreamsLogged flushes the tail; a failure is logged and the flush
 // tried again a while later (readers scan the longer tail meanwhile).
 func (s *Store) flushStreamsLogged(ctx context.Context) {
+	if s.syncErr() != nil {
+		return // stopped: nothing more is written
+	}
 	if err := s.flushStreams(ctx); err != nil {
 		s.logger.Error("ledger: stream index not updated; reads by stream scan the unindexed events until it is", "err", err)
 		s.tailIdx.failed = time.Now()
@@ -105,6 +108,9 @@ func (s *Store) flushStreams(ctx context.Context) error {
 	// Once flushed, the tail's streams are found through the published
 	// heads or the index: every batch must be published first.
 	s.awaitSynced()
+	if err := s.syncErr(); err != nil {
+		return nil // stopped: nothing more is written
+	}
 	if err := indexStreams(ctx, s.wdb, s.tailIdx.indexed, end); err != nil {
 		return err
 	}
@@ -136,43 +142,50 @@ func indexStreams(ctx context.Context, db *sql.DB, from, end uint64) error {
 }
 
 // recoverStreams, at a writable open, indexes the tail a crash left (or a
-// whole ledger written before the stream index) before any append.
+// whole ledger written before the stream index) before any append. The
+// writer takes stream revisions from the index, so an index that is not
+// what the writer leaves (edited, or the log cut back under it) is rebuilt
+// from the events, never trusted.
 func (s *Store) recoverStreams(ctx context.Context) error {
-	var w int64
-	if err := s.wdb.QueryRowContext(ctx, `SELECT `+indexedWatermark).Scan(&w); err != nil {
-		return fmt.Errorf("read stream index watermark: %w", err)
+	var rows, outside, w int64
+	if err := s.wdb.QueryRowContext(ctx, indexShapeSQL).Scan(&rows, &outside, &w); err != nil {
+		return fmt.Errorf("read stream index: %w", err)
 	}
-	if w < 0 {
-		return fmt.Errorf("stream index watermark %d is negative: the ledger was altered", w)
+	indexed := uint64(max(w, 0))
+	if problem := indexShape(rows, outside, w, int64(s.size)); problem != "" {
+		s.logger.Warn("ledger: rebuilding the stream index from the events", "problem", problem)
+		if _, err := s.wdb.ExecContext(ctx, `DELETE FROM streams`); err != nil {
+			return fmt.Errorf("rebuild stream index: %w", err)
+		}
+		indexed = 0
 	}
-	indexed := uint64(w)
-	if indexed > s.size {
-		// The log ends before rows the index holds: it was cut back
-		// (verification against an earlier checkpoint tells). The index
-		// is derived from the log, so it follows it.
-		s.logger.Warn("the stream index covers events the log no longer holds; dropping those rows",
-			"indexed", indexed, "size", s.size)
-		tx, err := s.wdb.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		defer tx.Rollback()
-		if _, err := tx.ExecContext(ctx, `DELETE FROM streams WHERE position >= ?`, int64(s.size)); err != nil {
-			return fmt.Errorf("trim stream index: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = ? WHERE key = ?`, strconv.FormatUint(s.size, 10), indexedKey); err != nil {
-			return fmt.Errorf("trim stream index: %w", err)
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("trim stream index: %w", err)
-		}
-		indexed = s.size
-	}
-	if indexed < s.size {
+	if indexed < s.size || indexed == 0 {
 		if err := indexStreams(ctx, s.wdb, indexed, s.size); err != nil {
 			return err
 		}
 	}
 	s.tailIdx = streamTail{indexed: s.size, next: map[string]uint64{}}
 	return nil
+}
+
+// indexShapeSQL reads, in one snapshot, the index's rows, those outside
+// [0, watermark), and the watermark.
+const indexShapeSQL = `SELECT (SELECT COUNT(*) FROM streams),
+	(SELECT COUNT(*) FROM streams WHERE position < 0 OR position >= ` + indexedWatermark + `), ` + indexedWatermark
+
+// indexShape says what is wrong with an index of rows rows, outside of
+// them outside [0, w), over a log of size events; "" if nothing. With every
+// row inside [0, w) at distinct positions and w of them, there is one row
+// per covered event (whether each agrees with its event is leafPage's
+// check).
+func indexShape(rows, outside, w, size int64) string {
+	switch {
+	case w < 0 || w > size:
+		return fmt.Sprintf("its watermark %d is outside the log's %d events", w, size)
+	case outside > 0:
+		return fmt.Sprintf("%d of its rows are for positions it does not cover", outside)
+	case rows != w:
+		return fmt.Sprintf("it holds %d rows for the %d events it covers", rows, w)
+	}
+	return ""
 }

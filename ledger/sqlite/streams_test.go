@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -166,4 +167,36 @@ func TestStreamIndexForOlderLedger(t *testing.T) {
 	}
 	appendRoundRobin(t, s, 3, 6, counts)
 	checkStreams(t, s, counts)
+}
+
+// The writer takes revisions from the stream index, so a writable open
+// rebuilds an index that is not as the writer left it rather than trust
+// it: rows deleted to hide a stream's tail (the writer would reuse its
+// revisions), a watermark lowered or raised.
+func TestStreamIndexRebuiltWhenAltered(t *testing.T) {
+	for _, tc := range []struct{ name, sql string }{
+		{"a stream's last rows deleted", `DELETE FROM streams WHERE stream = 's-0' AND revision >= 5`},
+		{"watermark lowered", `UPDATE meta SET value = '10' WHERE key = 'streams_indexed'`},
+		{"watermark raised, a row forged below 0", `UPDATE meta SET value = '31' WHERE key = 'streams_indexed'; INSERT INTO streams VALUES (-1, 's-0', 1000)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			s := f.open(t, sqlite.Options{})
+			counts := map[string]int{}
+			appendRoundRobin(t, s, 3, 30, counts)
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			tamper(t, f.db, func(db execer) { exec(t, db, tc.sql) })
+			s = f.open(t, sqlite.Options{})
+			if w, rows := indexState(t, f.db); w != 30 || rows != 30 {
+				t.Fatalf("reopened: the index covers %d events with %d rows, want 30", w, rows)
+			}
+			if _, err := s.Append(context.Background(), "s-0", ledger.Exact(4), storetest.Event("E")); !errors.Is(err, ledger.ErrWrongRevision) {
+				t.Fatalf("append to s-0 at revision 4 of 9: %v, want ErrWrongRevision", err)
+			}
+			appendRoundRobin(t, s, 3, 3, counts)
+			checkStreams(t, s, counts)
+		})
+	}
 }

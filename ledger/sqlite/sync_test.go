@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/evidence-parity/docket/ledger"
 	"github.com/evidence-parity/docket/ledger/sqlite"
@@ -78,9 +79,11 @@ func TestCommittedIsPublishedOnlyOnceDurable(t *testing.T) {
 	s.BeforeSyncForTest(nil)
 }
 
-// A failed fsync fails its appends and every later one, and publishes
-// nothing: the store never answers an append it could not make durable.
+// A failed fsync fails its appends and every later one as of unknown
+// outcome, publishes nothing and writes nothing more; after a restart the
+// append, which SQLite did write, is recognised when retried.
 func TestFailedSyncStopsAppends(t *testing.T) {
+	sqlite.SetStreamsFlushForTest(t, 1, time.Hour) // index after every batch
 	ctx := context.Background()
 	f := newFixture(t)
 	s := f.open(t, sqlite.Options{})
@@ -88,9 +91,11 @@ func TestFailedSyncStopsAppends(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.BreakSyncForTest()
-	_, err := s.Append(ctx, "s", ledger.Exact(0), storetest.Event("E"))
-	if err == nil || !strings.Contains(err.Error(), "make the ledger durable") {
-		t.Fatalf("append with a failing fsync: %v, want the durability failure", err)
+	ev := storetest.Event("E")
+	ev.ID = "written-not-synced"
+	_, err := s.Append(ctx, "s", ledger.Exact(0), ev)
+	if err == nil || !strings.Contains(err.Error(), "whether it is kept is unknown") {
+		t.Fatalf("append with a failing fsync: %v, want its outcome reported unknown", err)
 	}
 	for range 2 {
 		if _, err := s.Append(ctx, "t", ledger.Any, storetest.Event("E")); err == nil || !strings.Contains(err.Error(), "stops taking appends") {
@@ -100,7 +105,19 @@ func TestFailedSyncStopsAppends(t *testing.T) {
 	if size, _, _ := s.Head(ctx); size != 1 {
 		t.Errorf("Head = %d, want 1: nothing after the failure is published", size)
 	}
-	if _, err := s.Lookup(ctx, "nope"); !errors.Is(err, ledger.ErrNoEvent) {
-		t.Errorf("reads still work: Lookup = %v", err)
+	if _, err := s.Lookup(ctx, ev.ID); !errors.Is(err, ledger.ErrNoEvent) {
+		t.Errorf("Lookup of the unsynced event = %v, want not found", err)
+	}
+	// The writer indexed the first event after its batch; it would have
+	// indexed the failed one before taking the next request.
+	if w, _ := indexState(t, f.db); w != 1 {
+		t.Errorf("the stream index covers %d events after the failure, want the 1 before it", w)
+	}
+	s.Close()
+
+	s = f.open(t, sqlite.Options{})
+	recs, err := s.Append(ctx, "s", ledger.Exact(0), ev)
+	if err != nil || len(recs) != 1 || recs[0].Position != 1 {
+		t.Fatalf("the retry after a restart: %+v, %v; want the written event recognised at position 1", recs, err)
 	}
 }

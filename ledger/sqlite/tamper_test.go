@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -90,6 +91,14 @@ func rehashTree(t *testing.T, db execer) {
 			}
 		})
 	}
+}
+
+// truncateStreamIndex cuts the stream index back to the first size
+// events, as a thorough attacker truncating the log would.
+func truncateStreamIndex(t *testing.T, db execer, size int) {
+	t.Helper()
+	exec(t, db, `DELETE FROM streams WHERE position >= ?`, size)
+	exec(t, db, `UPDATE meta SET value = ? WHERE key = 'streams_indexed'`, fmt.Sprint(size))
 }
 
 // original is a closed ledger of 40 events, one checkpoint after each.
@@ -243,6 +252,7 @@ func TestVerifyCatchesTampering(t *testing.T) {
 			edit: func(t *testing.T, db execer) {
 				exec(t, db, `DELETE FROM events WHERE position >= 30`)
 				exec(t, db, `DELETE FROM checkpoints WHERE size > 30`)
+				truncateStreamIndex(t, db, 30)
 				rehashTree(t, db)
 			},
 			trusted:  o.notes[35:36],
@@ -273,7 +283,15 @@ func TestVerifyCatchesTampering(t *testing.T) {
 			edit: func(t *testing.T, db execer) {
 				exec(t, db, `INSERT INTO streams (position, stream, revision) VALUES (1000, 'change-1', 99)`)
 			},
-			position: -1, reason: "holds 41 rows for the 40 events",
+			position: -1, reason: "1 of its rows are for positions it does not cover",
+		},
+		{
+			name: "the stream index's watermark raised, with a row forged below position 0",
+			edit: func(t *testing.T, db execer) {
+				exec(t, db, `UPDATE meta SET value = '41' WHERE key = 'streams_indexed'`)
+				exec(t, db, `INSERT INTO streams (position, stream, revision) VALUES (-1, 'change-1', 1000)`)
+			},
+			position: -1, reason: "watermark 41 is outside the log's 40 events",
 		},
 		{
 			name: "a row forged at a negative position",
@@ -312,6 +330,7 @@ func TestVerifyCatchesTampering(t *testing.T) {
 		tamper(t, path, func(db execer) {
 			exec(t, db, `DELETE FROM events WHERE position >= 30`)
 			exec(t, db, `DELETE FROM checkpoints WHERE size > 30`)
+			truncateStreamIndex(t, db, 30)
 		})
 		if _, err := verifyFile(t, path, []string{o.fp}, nil); err != nil {
 			t.Fatalf("got %v, want the truncated prefix to verify on its own", err)

@@ -111,7 +111,7 @@ func (s *Store) writer(ctx context.Context) {
 	flushTimer.Stop()
 	defer flushTimer.Stop()
 	for {
-		if len(s.tailIdx.next) > 0 {
+		if len(s.tailIdx.next) > 0 && s.syncErr() == nil {
 			flushTimer.Reset(time.Until(s.tailIdx.since.Add(streamsFlushAfter)))
 		}
 		var first *request
@@ -204,7 +204,7 @@ func (s *Store) syncer() {
 		err := s.syncErr()
 		if err == nil {
 			if err = s.syncWAL(); err != nil {
-				err = fmt.Errorf("make the ledger durable: %w (the ledger stops taking appends; restart to recover)", err)
+				err = fmt.Errorf("make the ledger durable: the append was written but the fsync failed, so whether it is kept is unknown: %w (the ledger stops taking appends; after a restart a retry with the same event ids is recognised)", err)
 				s.failed.Store(&err)
 			}
 		}
@@ -258,6 +258,16 @@ func (s *Store) syncWAL() error {
 		s.walFile, s.walInfo = f, fi
 	}
 	return s.walFile.Sync()
+}
+
+// syncDir makes a folder's entries (a new WAL file's name) durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // walCheckpointInterval is the least time between two WAL checkpoints.
@@ -321,6 +331,9 @@ const (
 // or walRetryInterval has passed, so such a reader costs appends one wait
 // per doubling or interval, not one per batch.
 func (s *Store) boundWAL(ctx context.Context) {
+	if s.syncErr() != nil {
+		return // stopped: nothing more is written
+	}
 	st, err := os.Stat(s.path + "-wal")
 	if err != nil || st.Size() <= s.maxWAL {
 		return
@@ -498,8 +511,8 @@ func (s *Store) publish(c *committed) {
 
 // nextRevision returns the revision the stream's next event gets (0 for a
 // stream with no events), from this batch's appends, the stream index's
-// unindexed tail, the cached heads, or the stream index. The writer is the only one that writes, so the cache is
-// authoritative for every stream it holds.
+// unindexed tail (which includes batches committed but not yet
+// published), the published heads, or the stream index.
 func (s *Store) nextRevision(ctx context.Context, st writeStmts, b *batchState, stream string) (uint64, error) {
 	if next, ok := b.next[stream]; ok {
 		return next, nil
