@@ -178,6 +178,30 @@ func TestBenchGraphQL(t *testing.T) {
 			t.Errorf("the interrupted run left %v behind", left)
 		}
 	})
+	t.Run("reader gone", func(t *testing.T) {
+		// docket bench graphql | true: the figures are written to a pipe
+		// whose reader left, which once killed the run (SIGPIPE) before
+		// its scratch ledger was removed.
+		tmp := t.TempDir()
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "bench", "graphql", "--clients", "4", "--duration", "2s", "--rate-limit", "0")
+		cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+		cmd.Stdout = w
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		r.Close()
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("bench graphql with its output's reader gone: %v, want it to finish", err)
+		}
+		if left, _ := os.ReadDir(tmp); len(left) > 0 {
+			t.Errorf("the run whose reader left, left %v behind", left)
+		}
+	})
 	for _, args := range [][]string{
 		{"tool", "pprof", "-top", bin, cpu},
 		{"tool", "pprof", "-top", "-sample_index=alloc_space", bin, mem},

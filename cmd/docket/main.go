@@ -49,6 +49,17 @@ func main() {
 	// The first signal asks the command to stop; a second one, should its
 	// clean-up hang, kills the process as if no handler were set.
 	context.AfterFunc(ctx, stop)
+	// Output piped into a reader that left (docket bench … | head) ends
+	// the command as an interrupt does, with its clean-up, instead of
+	// killing it with its scratch files left behind. The handler stays:
+	// later writes to the pipe fail instead of killing the clean-up.
+	ctx, outputGone := context.WithCancelCause(ctx)
+	pipe := make(chan os.Signal, 1)
+	signal.Notify(pipe, syscall.SIGPIPE)
+	go func() {
+		<-pipe
+		outputGone(errors.New("output closed"))
+	}()
 	code := run(ctx, os.Args[1:])
 	stop()
 	pprof.StopCPUProfile()
