@@ -739,14 +739,15 @@ const leafPageSize = 8192
 // leafPage reads up to leafPageSize leaves from position from on. bad is
 // the page's first stream index row that disagrees with its event.
 func (s *Store) leafPage(ctx context.Context, from int64) (page []ledger.Leaf, bad *ledger.Failure, err error) {
-	if !s.hasStreams {
-		page, err := s.legacyLeafPage(ctx, from)
-		return page, nil, err
-	}
 	// The stream index rows ride along, read in the same snapshot as the
-	// watermark they must agree with.
-	rows, err := s.rdb.QueryContext(ctx, `SELECT e.position, e.canonical, e.leaf, e.id, e.stream, e.revision, s.position IS NOT NULL, s.stream, s.revision, `+indexedWatermark+`
-		FROM events e LEFT JOIN streams s ON s.position = e.position WHERE e.position >= ? ORDER BY e.position LIMIT ?`, from, leafPageSize)
+	// watermark they must agree with. A ledger written before the index
+	// has none: no row and watermark 0, so nothing to check.
+	q := `SELECT e.position, e.canonical, e.leaf, e.id, e.stream, e.revision, s.position IS NOT NULL, s.stream, s.revision, ` + indexedWatermark + `
+		FROM events e LEFT JOIN streams s ON s.position = e.position WHERE e.position >= ? ORDER BY e.position LIMIT ?`
+	if !s.hasStreams {
+		q = `SELECT position, canonical, leaf, id, stream, revision, FALSE, NULL, NULL, 0 FROM events WHERE position >= ? ORDER BY position LIMIT ?`
+	}
+	rows, err := s.rdb.QueryContext(ctx, q, from, leafPageSize)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -786,38 +787,13 @@ func (s *Store) leafPage(ctx context.Context, from int64) (page []ledger.Leaf, b
 // stream index holds no other row and covers no event the log lacks.
 func (s *Store) checkStreamCount(ctx context.Context) error {
 	var rows, outside, w, size int64
-	if err := s.rdb.QueryRowContext(ctx, strings.Replace(indexShapeSQL, "SELECT ", "SELECT (SELECT COALESCE(MAX(position) + 1, 0) FROM events), ", 1)).Scan(&size, &rows, &outside, &w); err != nil {
+	if err := s.rdb.QueryRowContext(ctx, `SELECT (SELECT COALESCE(MAX(position) + 1, 0) FROM events), `+indexShapeColumns).Scan(&size, &rows, &outside, &w); err != nil {
 		return err
 	}
 	if problem := indexShape(rows, outside, w, size); problem != "" {
 		return &ledger.Failure{Position: -1, Reason: "the stored index: the stream index is wrong: " + problem + ": readers by stream would be misled"}
 	}
 	return nil
-}
-
-// legacyLeafPage reads a ledger written before the stream index.
-func (s *Store) legacyLeafPage(ctx context.Context, from int64) ([]ledger.Leaf, error) {
-	rows, err := s.rdb.QueryContext(ctx,
-		`SELECT position, canonical, leaf, id, stream, revision FROM events WHERE position >= ? ORDER BY position LIMIT ?`, from, leafPageSize)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	page := make([]ledger.Leaf, 0, leafPageSize)
-	for rows.Next() {
-		var l ledger.Leaf
-		var pos, rev int64
-		var x ledger.Index
-		if err := rows.Scan(&pos, &l.Canonical, &l.Stored, &x.ID, &x.Stream, &rev); err != nil {
-			return nil, err
-		}
-		if pos < 0 || rev < 0 {
-			return page, &ledger.Failure{Position: pos, Reason: fmt.Sprintf("a row at position %d, revision %d: Docket never writes negative positions or revisions", pos, rev)}
-		}
-		l.Position, x.Revision, l.Index = uint64(pos), uint64(rev), &x
-		page = append(page, l)
-	}
-	return page, rows.Err()
 }
 
 // Checkpoints returns every stored signed checkpoint note in size order.

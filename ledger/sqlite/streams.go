@@ -148,18 +148,19 @@ func indexStreams(ctx context.Context, db *sql.DB, from, end uint64) error {
 // from the events, never trusted.
 func (s *Store) recoverStreams(ctx context.Context) error {
 	var rows, outside, w int64
-	if err := s.wdb.QueryRowContext(ctx, indexShapeSQL).Scan(&rows, &outside, &w); err != nil {
+	if err := s.wdb.QueryRowContext(ctx, `SELECT `+indexShapeColumns).Scan(&rows, &outside, &w); err != nil {
 		return fmt.Errorf("read stream index: %w", err)
 	}
 	indexed := uint64(max(w, 0))
-	if problem := indexShape(rows, outside, w, int64(s.size)); problem != "" {
+	problem := indexShape(rows, outside, w, int64(s.size))
+	if problem != "" {
 		s.logger.Warn("ledger: rebuilding the stream index from the events", "problem", problem)
 		if _, err := s.wdb.ExecContext(ctx, `DELETE FROM streams`); err != nil {
 			return fmt.Errorf("rebuild stream index: %w", err)
 		}
 		indexed = 0
 	}
-	if indexed < s.size || indexed == 0 {
+	if indexed < s.size || problem != "" { // a rebuild also resets the watermark
 		if err := indexStreams(ctx, s.wdb, indexed, s.size); err != nil {
 			return err
 		}
@@ -168,9 +169,9 @@ func (s *Store) recoverStreams(ctx context.Context) error {
 	return nil
 }
 
-// indexShapeSQL reads, in one snapshot, the index's rows, those outside
-// [0, watermark), and the watermark.
-const indexShapeSQL = `SELECT (SELECT COUNT(*) FROM streams),
+// indexShapeColumns are, read in one snapshot, the index's rows, those
+// outside [0, watermark), and the watermark.
+const indexShapeColumns = `(SELECT COUNT(*) FROM streams),
 	(SELECT COUNT(*) FROM streams WHERE position < 0 OR position >= ` + indexedWatermark + `), ` + indexedWatermark
 
 // indexShape says what is wrong with an index of rows rows, outside of

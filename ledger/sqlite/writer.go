@@ -461,8 +461,7 @@ func (s *Store) commitTx(ctx context.Context, batch []*request) (_ *committed, e
 	// The writer's own account, ahead of the publication: the next
 	// batch's revisions build on this one before it is durable.
 	s.tailIdx.committed(b.next, time.Now())
-	return &committed{batch: batch, results: results, next: b.next, canonical: b.canonical,
-		first: s.rng.End() - uint64(len(b.leaves)), end: s.rng.End(), root: root}, nil
+	return &committed{batch: batch, results: results, next: b.next, canonical: b.canonical, end: s.rng.End(), root: root}, nil
 }
 
 // committed is a batch whose transaction committed but may not be durable
@@ -473,9 +472,8 @@ type committed struct {
 	batch     []*request
 	results   []result
 	next      map[string]uint64 // stream → next revision after the batch
-	canonical [][]byte          // its events, positions first..end-1
-	first     uint64
-	end       uint64 // tree size after it
+	canonical [][]byte          // its events, the last before position end
+	end       uint64            // tree size after it
 	root      []byte
 	done      chan struct{}
 }
@@ -495,9 +493,9 @@ func (s *Store) publish(c *committed) {
 	}
 	maps.Copy(s.heads, c.next)
 	s.headsMu.Unlock()
-	if c.end > c.first {
+	if len(c.canonical) > 0 {
 		s.mu.Lock()
-		s.tail.add(c.first, c.canonical)
+		s.tail.add(c.end-uint64(len(c.canonical)), c.canonical)
 		s.size, s.root = c.end, c.root
 		close(s.notify)
 		s.notify = make(chan struct{})
