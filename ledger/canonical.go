@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -20,9 +21,12 @@ import (
 // actor{credential,id,kind}, causation, correlation, data, id, revision,
 // stream, time, type; absent optional members are omitted.
 func envelopeParts(e Event) (prefix, suffix []byte, err error) {
-	data, err := canonicalJSON(e.Data)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: canonicalize data: %v", ErrInvalidEvent, err)
+	data, err := canonicalJSON(e.Data, MaxDepth)
+	switch {
+	case errors.Is(err, errTooDeep):
+		return nil, nil, fmt.Errorf("%w: data nests more than %d levels deep", ErrInvalidEvent, MaxDepth)
+	case err != nil:
+		return nil, nil, fmt.Errorf("%w: data must be a JSON object: %v", ErrInvalidEvent, err)
 	}
 	b := make([]byte, 0, len(data)+256)
 	b = append(b, `{"actor":{`...)
@@ -64,7 +68,7 @@ func envelopeParts(e Event) (prefix, suffix []byte, err error) {
 // appendString appends s as an RFC 8785 §3.2.2.2 string: the ECMAScript
 // JSON.stringify escapes (\b \t \n \f \r \" \\, other C0 controls as
 // lower-case \u00hh) and every other character literally. s is valid UTF-8.
-func appendString(b []byte, s string) []byte {
+func appendString[T ~string | ~[]byte](b []byte, s T) []byte {
 	const hex = "0123456789abcdef"
 	b = append(b, '"')
 	for i := 0; i < len(s); i++ {

@@ -246,12 +246,10 @@ func validate(e Event, limits Limits) error {
 	if len(e.Data) > limits.MaxData {
 		return fmt.Errorf("%w: data is %d bytes, limit %d", ErrTooLarge, len(e.Data), limits.MaxData)
 	}
-	d := bytes.TrimLeft(e.Data, " \t\r\n")
-	if len(d) == 0 || d[0] != '{' || !json.Valid(e.Data) {
+	// That it is JSON, and nests at most MaxDepth deep, envelopeParts
+	// checks as it canonicalizes: one pass over the data.
+	if d := bytes.TrimLeft(e.Data, " \t\r\n"); len(d) == 0 || d[0] != '{' {
 		return fmt.Errorf("%w: data must be a JSON object", ErrInvalidEvent)
-	}
-	if n := depth(e.Data); n > MaxDepth {
-		return fmt.Errorf("%w: data nests %d levels deep, limit %d", ErrInvalidEvent, n, MaxDepth)
 	}
 	return nil
 }
@@ -260,27 +258,6 @@ func validate(e Event, limits Limits) error {
 // most 10,000 levels, and the envelope adds one: data any deeper could be
 // written but not read back.
 const MaxDepth = 1000
-
-// depth is how deep valid JSON nests (objects and arrays), strings skipped.
-func depth(b []byte) int {
-	n, most, inString := 0, 0, false
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		switch {
-		case inString && c == '\\':
-			i++
-		case c == '"':
-			inString = !inString
-		case inString:
-		case c == '{' || c == '[':
-			n++
-			most = max(most, n)
-		case c == '}' || c == ']':
-			n--
-		}
-	}
-	return most
-}
 
 // checkName rejects empty, oversized, non-UTF-8 or control-character values
 // for the envelope's identifying strings.

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -11,8 +12,10 @@ import (
 	"github.com/gowebpki/jcs"
 )
 
-// canonicalJSON returns the RFC 8785 form of a JSON document that
-// encoding/json.Valid accepted.
+// canonicalJSON returns the RFC 8785 form of a JSON document, or an error
+// if in is not JSON (RFC 8259, strings in valid UTF-8: stricter than
+// encoding/json.Valid, which lets invalid UTF-8 through) or nests objects
+// and arrays more than maxDepth levels deep (errTooDeep).
 //
 // Why not jcs.Transform: it is correct but builds strings a byte at a time
 // and matches every number against a regular expression; it cost more CPU
@@ -22,8 +25,8 @@ import (
 // leaves number formatting to jcs.NumberToJSON (ECMAScript
 // Number.prototype.toString). FuzzCanonicalJSON checks it against
 // jcs.Transform: the same bytes, or an error from both.
-func canonicalJSON(in []byte) ([]byte, error) {
-	c := canonicalizer{in: in, out: make([]byte, 0, len(in))}
+func canonicalJSON(in []byte, maxDepth int) ([]byte, error) {
+	c := canonicalizer{in: in, out: make([]byte, 0, len(in)), maxDepth: maxDepth}
 	if err := c.value(0); err != nil {
 		return nil, err
 	}
@@ -34,13 +37,15 @@ func canonicalJSON(in []byte) ([]byte, error) {
 	return c.out, nil
 }
 
-// maxDepth bounds nesting; encoding/json.Valid enforces 10,000 too.
-const maxDepth = 10_000
+// errTooDeep is canonicalJSON's answer to nesting beyond its bound.
+var errTooDeep = errors.New("JSON nested too deeply")
 
 type canonicalizer struct {
-	in  []byte
-	i   int
-	out []byte
+	in       []byte
+	i        int
+	out      []byte
+	maxDepth int    // levels of objects and arrays
+	scratch  []byte // object's members while they are put in order
 }
 
 func (c *canonicalizer) space() {
@@ -54,26 +59,22 @@ func (c *canonicalizer) space() {
 	}
 }
 
+// value canonicalizes the value at c.i, inside depth objects and arrays.
 func (c *canonicalizer) value(depth int) error {
-	if depth > maxDepth {
-		return errors.New("JSON nested too deeply")
-	}
 	c.space()
 	if c.i >= len(c.in) {
 		return errors.New("unexpected end of JSON")
 	}
 	switch b := c.in[c.i]; {
+	case (b == '{' || b == '[') && depth >= c.maxDepth:
+		return errTooDeep
 	case b == '{':
 		return c.object(depth)
 	case b == '[':
 		return c.array(depth)
 	case b == '"':
-		s, err := c.str()
-		if err != nil {
-			return err
-		}
-		c.out = appendString(c.out, s)
-		return nil
+		_, err := c.str()
+		return err
 	default:
 		return c.scalar()
 	}
@@ -111,25 +112,31 @@ func (c *canonicalizer) array(depth int) error {
 }
 
 type member struct {
-	key        string
-	start, end int // the canonical value in out
+	key        []byte // decoded
+	start, end int    // the canonical `"key":value` in out
 }
 
 func (c *canonicalizer) object(depth int) error {
 	c.i++ // {
 	base := len(c.out)
+	c.out = append(c.out, '{')
 	c.space()
 	if c.i < len(c.in) && c.in[c.i] == '}' {
 		c.i++
-		c.out = append(c.out, '{', '}')
+		c.out = append(c.out, '}')
 		return nil
 	}
-	var members []member
+	// Members are written as they come; only if they came out of order
+	// are they moved (encoding/json writes maps sorted, and structs in
+	// their fields' order, which may well be sorted too).
+	var small [16]member
+	members := small[:0]
 	for {
 		c.space()
 		if c.i >= len(c.in) || c.in[c.i] != '"' {
 			return errors.New("object key expected")
 		}
+		start := len(c.out)
 		key, err := c.str()
 		if err != nil {
 			return err
@@ -139,7 +146,7 @@ func (c *canonicalizer) object(depth int) error {
 			return errors.New("':' expected after object key")
 		}
 		c.i++
-		start := len(c.out)
+		c.out = append(c.out, ':')
 		if err := c.value(depth + 1); err != nil {
 			return err
 		}
@@ -150,6 +157,7 @@ func (c *canonicalizer) object(depth int) error {
 		}
 		if c.in[c.i] == ',' {
 			c.i++
+			c.out = append(c.out, ',')
 			continue
 		}
 		if c.in[c.i] != '}' {
@@ -159,31 +167,37 @@ func (c *canonicalizer) object(depth int) error {
 		break
 	}
 	// RFC 8785 §3.2.3: members sorted by their names' UTF-16 code units.
+	sorted := true
+	for i := 1; i < len(members) && sorted; i++ {
+		sorted = compareUTF16(members[i-1].key, members[i].key) < 0
+	}
+	if sorted { // and so without duplicates
+		c.out = append(c.out, '}')
+		return nil
+	}
 	slices.SortFunc(members, func(a, b member) int { return compareUTF16(a.key, b.key) })
 	for i := 1; i < len(members); i++ {
-		if members[i-1].key == members[i].key {
+		if bytes.Equal(members[i-1].key, members[i].key) {
 			return fmt.Errorf("duplicate key %q", members[i].key)
 		}
 	}
-	values := slices.Clone(c.out[base:])
+	c.scratch = append(c.scratch[:0], c.out[base:]...)
 	c.out = append(c.out[:base], '{')
 	for i, m := range members {
 		if i > 0 {
 			c.out = append(c.out, ',')
 		}
-		c.out = appendString(c.out, m.key)
-		c.out = append(c.out, ':')
-		c.out = append(c.out, values[m.start-base:m.end-base]...)
+		c.out = append(c.out, c.scratch[m.start-base:m.end-base]...)
 	}
 	c.out = append(c.out, '}')
 	return nil
 }
 
-// compareUTF16 orders strings by their UTF-16 code units.
-func compareUTF16(a, b string) int {
-	for a != "" && b != "" {
-		ra, na := utf8.DecodeRuneInString(a)
-		rb, nb := utf8.DecodeRuneInString(b)
+// compareUTF16 orders valid UTF-8 strings by their UTF-16 code units.
+func compareUTF16(a, b []byte) int {
+	for len(a) > 0 && len(b) > 0 {
+		ra, na := utf8.DecodeRune(a)
+		rb, nb := utf8.DecodeRune(b)
 		if ra != rb {
 			if ra >= 0x10000 && rb >= 0x10000 {
 				return int(ra - rb) // same surrogate order as code point order
@@ -206,16 +220,21 @@ func cmpUnits(r rune) int {
 	return int(r)
 }
 
-// str decodes the JSON string at c.i.
-func (c *canonicalizer) str() (string, error) {
+// str writes the canonical form of the JSON string at c.i to out, and
+// returns it decoded: a slice of in if it had no escapes and is printable
+// ASCII, which is then already canonical.
+func (c *canonicalizer) str() ([]byte, error) {
 	c.i++ // opening quote
 	start := c.i
 	// Fast path: printable ASCII without escapes.
 	for c.i < len(c.in) {
 		b := c.in[c.i]
 		if b == '"' {
-			s := string(c.in[start:c.i])
+			s := c.in[start:c.i]
 			c.i++
+			c.out = append(c.out, '"')
+			c.out = append(c.out, s...)
+			c.out = append(c.out, '"')
 			return s, nil
 		}
 		if b == '\\' || b < 0x20 || b >= 0x80 {
@@ -229,12 +248,13 @@ func (c *canonicalizer) str() (string, error) {
 		switch {
 		case b == '"':
 			c.i++
-			return string(buf), nil
+			c.out = appendString(c.out, buf)
+			return buf, nil
 		case b < 0x20:
-			return "", errors.New("control character in string")
+			return nil, errors.New("control character in string")
 		case b == '\\':
 			if c.i+1 >= len(c.in) {
-				return "", errors.New("unexpected end of JSON")
+				return nil, errors.New("unexpected end of JSON")
 			}
 			e := c.in[c.i+1]
 			c.i += 2
@@ -254,28 +274,28 @@ func (c *canonicalizer) str() (string, error) {
 			case 'u':
 				r, err := c.hex4()
 				if err != nil {
-					return "", err
+					return nil, err
 				}
 				if utf16.IsSurrogate(r) {
 					if r >= 0xdc00 {
-						return "", fmt.Errorf("lone low surrogate \\u%04x", r)
+						return nil, fmt.Errorf("lone low surrogate \\u%04x", r)
 					}
 					if c.i+1 >= len(c.in) || c.in[c.i] != '\\' || c.in[c.i+1] != 'u' {
-						return "", errors.New("high surrogate without a low one")
+						return nil, errors.New("high surrogate without a low one")
 					}
 					c.i += 2
 					lo, err := c.hex4()
 					if err != nil {
-						return "", err
+						return nil, err
 					}
 					if lo < 0xdc00 || lo > 0xdfff {
-						return "", fmt.Errorf("invalid low surrogate \\u%04x", lo)
+						return nil, fmt.Errorf("invalid low surrogate \\u%04x", lo)
 					}
 					r = utf16.DecodeRune(r, lo)
 				}
 				buf = utf8.AppendRune(buf, r)
 			default:
-				return "", fmt.Errorf("invalid escape \\%c", e)
+				return nil, fmt.Errorf("invalid escape \\%c", e)
 			}
 		case b < 0x80:
 			buf = append(buf, b)
@@ -283,13 +303,13 @@ func (c *canonicalizer) str() (string, error) {
 		default:
 			r, n := utf8.DecodeRune(c.in[c.i:])
 			if r == utf8.RuneError && n <= 1 {
-				return "", errors.New("invalid UTF-8 in string")
+				return nil, errors.New("invalid UTF-8 in string")
 			}
 			buf = append(buf, c.in[c.i:c.i+n]...)
 			c.i += n
 		}
 	}
-	return "", errors.New("unterminated string")
+	return nil, errors.New("unterminated string")
 }
 
 func (c *canonicalizer) hex4() (rune, error) {
