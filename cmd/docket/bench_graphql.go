@@ -36,12 +36,19 @@ func newBenchGraphQLCmd() *cobra.Command {
 		Long: `Seeds a scratch ledger (one approved change and session per client), serves it on
 127.0.0.1 with the same router as docket serve, and has --clients concurrent
 clients post recordAction (the request docket-hook sends for a file edit) for
---duration, then a trivial query ({ me { id } }) for as long. Prints throughput, p50 and p99 for both, and the ratio: the cost
-the ledger path (scope check, durable append, tree) adds to a request.`,
+--warmup, uncounted, and then for --duration, then a trivial query ({ me { id } })
+for as long. Prints throughput, p50 and p99 for both, and the ratio: the cost
+the ledger path (scope check, durable append, tree) adds to a request.
+
+The warm-up measures the server as it runs for long, not as it starts: a
+ledger's write-ahead log is new at every start and grows (each fsync also
+writing the file's new size) until the first restart, and the read models,
+caches and heap settle; its figures are printed too.`,
 		Args: cobra.NoArgs,
 	}
 	clients := c.Flags().Int("clients", 64, "concurrent clients")
 	duration := c.Flags().Duration("duration", 10*time.Second, "how long each phase runs")
+	warmup := c.Flags().Duration("warmup", 5*time.Second, "how long recordAction runs before it is measured (0: not at all)")
 	rate := c.Flags().Float64("rate-limit", defaultRateLimit, "the server's requests per second per bearer token, as docket serve --rate-limit; every client has its own token")
 	live := c.Flags().Bool("projections", true, "project the read models live while measuring, as docket serve does")
 	var prof benchProfiles
@@ -49,10 +56,10 @@ the ledger path (scope check, durable append, tree) adds to a request.`,
 	c.Flags().StringVar(&prof.cpu, "cpuprofile", "", "write a CPU profile of the recordAction phase (server and clients) to this file")
 	c.Flags().StringVar(&prof.mem, "memprofile", "", "write an allocation profile of the recordAction phase to this file")
 	c.RunE = func(c *cobra.Command, _ []string) error {
-		if *clients < 1 || *duration <= 0 {
-			return usageErr("--clients and --duration must be positive")
+		if *clients < 1 || *duration <= 0 || *warmup < 0 {
+			return usageErr("--clients and --duration must be positive, --warmup not negative")
 		}
-		err := benchGraphQL(c.Context(), c.OutOrStdout(), *clients, *duration, *rate, *live, prof)
+		err := benchGraphQL(c.Context(), c.OutOrStdout(), *clients, *warmup, *duration, *rate, *live, prof)
 		if err != nil && c.Context().Err() != nil {
 			// Wherever the interrupt found it (seeding, measuring), the
 			// run stops and its scratch ledger is removed.
@@ -165,7 +172,7 @@ func (p benchProfiles) start() (stop func() error, err error) {
 	return func() error { return end(false) }, nil
 }
 
-func benchGraphQL(ctx context.Context, out io.Writer, clients int, duration time.Duration, rate float64, live bool, prof benchProfiles) error {
+func benchGraphQL(ctx context.Context, out io.Writer, clients int, warmup, duration time.Duration, rate float64, live bool, prof benchProfiles) error {
 	serverRuntime() // the server's settings: this process is the server
 	data, err := os.MkdirTemp("", "docket-bench-graphql-")
 	if err != nil {
@@ -245,7 +252,7 @@ func benchGraphQL(ctx context.Context, out io.Writer, clients int, duration time
 	defer srv.Close()
 	addr := ln.Addr().String()
 
-	run := func(body []byte, token func(i int) string) phase {
+	run := func(duration time.Duration, body []byte, token func(i int) string) phase {
 		var mu sync.Mutex
 		var all phase
 		start := time.Now()
@@ -290,19 +297,26 @@ func benchGraphQL(ctx context.Context, out io.Writer, clients int, duration time
 	action, _ := json.Marshal(map[string]any{"query": client.RecordActionQuery, "variables": map[string]any{"in": map[string]any{
 		"kind": "edit", "command": "Edit src/x.go", "uses": []map[string]string{{"resource": "file:github.com/acme/api/src/x.go", "verb": "write"}}}}})
 	trivial, _ := json.Marshal(map[string]string{"query": `{ me { id } }`})
+	var w phase
+	if warmup > 0 {
+		w = run(warmup, action, func(i int) string { return creds[i] })
+	}
 	stop, err := prof.start()
 	if err != nil {
 		return err
 	}
 	before := store.Stats()
-	a := run(action, func(i int) string { return creds[i] })
+	a := run(duration, action, func(i int) string { return creds[i] })
 	if err := stop(); err != nil {
 		return err
 	}
 	after := store.Stats()
-	q := run(trivial, func(i int) string { return bobToks[i] })
+	q := run(duration, trivial, func(i int) string { return bobToks[i] })
 	if err := ctx.Err(); err != nil {
 		return err // interrupted: no figures
+	}
+	if warmup > 0 {
+		fmt.Fprintf(out, "warm-up (not counted), recordAction over HTTP, %d clients: %v\n", clients, w)
 	}
 	fmt.Fprintf(out, "recordAction over HTTP, %d clients: %v\n", clients, a)
 	if commits := after.Commits - before.Commits; commits > 0 {
@@ -318,7 +332,7 @@ func benchGraphQL(ctx context.Context, out io.Writer, clients int, duration time
 	for _, p := range []struct {
 		name string
 		phase
-	}{{"recordAction", a}, {"trivial query", q}} {
+	}{{"recordAction warm-up", w}, {"recordAction", a}, {"trivial query", q}} {
 		if p.errors > 0 {
 			failed = append(failed, fmt.Errorf("%s: %d of %d requests failed, the first with %s", p.name, p.errors, p.errors+p.ops, p.firstErr))
 		}
