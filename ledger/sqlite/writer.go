@@ -186,7 +186,7 @@ func (s *Store) commit(ctx context.Context, batch []*request) {
 // syncer makes committed batches durable one at a time, in commit order,
 // while the writer commits the next: the WAL's fsync, which dominates a
 // commit, overlaps the next batch's work instead of following it. The
-// writer's connection commits with synchronous=OFF (SQLite writes the
+// writer's connection commits with synchronous=NORMAL (SQLite writes the
 // frames, no fsync); this fsync of the WAL file makes those frames, and
 // every earlier one, durable before any request of the batch is answered
 // or anyone sees it published. A batch built on an earlier one is written
