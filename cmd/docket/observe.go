@@ -77,8 +77,11 @@ func (m *metrics) observe(logger *slog.Logger) echo.MiddlewareFunc {
 			}
 			took := time.Since(start)
 			m.requests.WithLabelValues(route, strconv.Itoa(code)).Observe(took.Seconds())
-			logger.Info("request", "id", c.Response().Header().Get(echo.HeaderXRequestID), "method", c.Request().Method,
-				"path", c.Request().URL.Path, "status", code, "took", took, "remote", c.RealIP())
+			// LogAttrs: typed attributes, not ...any, which boxed each
+			// value on every request.
+			logger.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
+				slog.String("id", c.Response().Header().Get(echo.HeaderXRequestID)), slog.String("method", c.Request().Method),
+				slog.String("path", c.Request().URL.Path), slog.Int("status", code), slog.Duration("took", took), slog.String("remote", c.RealIP()))
 			return err
 		}
 	}
