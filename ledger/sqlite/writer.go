@@ -160,9 +160,7 @@ done:
 
 func (s *Store) commit(ctx context.Context, batch []*request) {
 	if err := s.syncErr(); err != nil {
-		for _, r := range batch {
-			r.done <- result{err: err}
-		}
+		fail(batch, err)
 		return
 	}
 	c, err := s.commitTx(ctx, batch)
@@ -173,9 +171,7 @@ func (s *Store) commit(ctx context.Context, batch []*request) {
 		return
 	}
 	if err != nil {
-		for _, r := range batch {
-			r.done <- result{err: err}
-		}
+		fail(batch, err)
 		return
 	}
 	// Waits while the syncer makes the previous batch durable: the
@@ -209,15 +205,20 @@ func (s *Store) syncer() {
 			}
 		}
 		if err != nil {
-			for _, r := range c.batch {
-				r.done <- result{err: err}
-			}
+			fail(c.batch, err)
 			continue
 		}
 		s.publish(c)
 		for i, r := range c.batch {
 			r.done <- c.results[i]
 		}
+	}
+}
+
+// fail answers every request of batch with err.
+func fail(batch []*request, err error) {
+	for _, r := range batch {
+		r.done <- result{err: err}
 	}
 }
 
