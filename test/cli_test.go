@@ -152,6 +152,7 @@ func TestBenchGraphQL(t *testing.T) {
 		`warm-up \(not counted\), recordAction over HTTP, 4 clients: [1-9]\d* ops in [\d.]+m?s = \d+/s, .*, 0 errors`,
 		`recordAction over HTTP, 4 clients: [1-9]\d* ops in [\d.]+s = \d+/s, p50 [\d.]+[mµ]?s, p99 [\d.]+[mµ]?s, 0 errors`,
 		`ledger: [1-9]\d* group commits`,
+		`disk: [1-9]\d* fsyncs of the WAL, [\d.]+ ms each on average, in progress \d+% of the time`,
 		`trivial query over HTTP, 4 clients: [1-9]\d* ops .*, 0 errors`,
 		`throughput ratio recordAction/trivial: [\d.]+`,
 	} {

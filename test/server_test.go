@@ -293,6 +293,14 @@ func TestServerLifecycleOverHTTP(t *testing.T) {
 			t.Errorf("GET %s: %d, want 200 with %q", path, resp.StatusCode, want)
 		}
 	}
+	// The ledger's fsyncs, which made this test's appends durable, and
+	// their time: the disk's share of an append's latency.
+	m := metrics(t, s.url)
+	for _, re := range []string{`(?m)^docket_ledger_fsyncs_total [1-9]`, `(?m)^docket_ledger_fsync_seconds_total [0-9.]+(e-\d+)?$`} {
+		if !regexp.MustCompile(re).MatchString(m) {
+			t.Errorf("/metrics has no line matching %s", re)
+		}
+	}
 
 	// Graceful stop, then the ledger verifies offline.
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {

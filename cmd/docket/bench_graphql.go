@@ -322,6 +322,11 @@ func benchGraphQL(ctx context.Context, out io.Writer, clients int, warmup, durat
 	if commits := after.Commits - before.Commits; commits > 0 {
 		fmt.Fprintf(out, "  ledger: %d group commits, %.1f appends each, %d WAL restarts\n", commits, float64(after.Appends-before.Appends)/float64(commits), after.WALRestarts-before.WALRestarts)
 	}
+	if syncs := after.Syncs - before.Syncs; syncs > 0 {
+		in := after.SyncTime - before.SyncTime
+		fmt.Fprintf(out, "  disk: %d fsyncs of the WAL, %.2f ms each on average, in progress %.0f%% of the time\n",
+			syncs, float64(in.Microseconds())/1000/float64(syncs), 100*in.Seconds()/a.took.Seconds())
+	}
 	fmt.Fprintf(out, "trivial query over HTTP, %d clients: %v\n", clients, q)
 	if a.ops > 0 && q.ops > 0 {
 		fmt.Fprintf(out, "throughput ratio recordAction/trivial: %.2f\n", (float64(a.ops)/a.took.Seconds())/(float64(q.ops)/q.took.Seconds()))

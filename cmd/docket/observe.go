@@ -42,7 +42,7 @@ func newMetrics(store serverLedger) *metrics {
 			return 0
 		}),
 	)
-	// The embedded store counts its group commits.
+	// The embedded store counts its group commits and its fsyncs.
 	if st, ok := store.(interface{ Stats() sqlite.Stats }); ok {
 		stats := func(f func(sqlite.Stats) uint64) func() float64 {
 			return func() float64 { return float64(f(st.Stats())) }
@@ -50,6 +50,9 @@ func newMetrics(store serverLedger) *metrics {
 		m.reg.MustRegister(
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "docket_ledger_commits_total", Help: "Group-commit transactions."}, stats(func(s sqlite.Stats) uint64 { return s.Commits })),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "docket_ledger_appends_total", Help: "Append requests committed."}, stats(func(s sqlite.Stats) uint64 { return s.Appends })),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "docket_ledger_fsyncs_total", Help: "Fsyncs of the write-ahead log that made committed batches durable."}, stats(func(s sqlite.Stats) uint64 { return s.Syncs })),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "docket_ledger_fsync_seconds_total", Help: "Time spent in those fsyncs; divided by docket_ledger_fsyncs_total, the disk's mean latency."},
+				func() float64 { return st.Stats().SyncTime.Seconds() }),
 		)
 	}
 	return m

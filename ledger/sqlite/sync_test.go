@@ -121,3 +121,31 @@ func TestFailedSyncStopsAppends(t *testing.T) {
 		t.Fatalf("the retry after a restart: %+v, %v; want the written event recognised at position 1", recs, err)
 	}
 }
+
+// Stats counts the fsyncs that made batches durable and the time spent in
+// them, the disk's part of an append's latency (docket bench graphql and
+// /metrics report it).
+func TestStatsCountTheFsyncs(t *testing.T) {
+	ctx := context.Background()
+	s := newFixture(t).open(t, sqlite.Options{})
+	before := s.Stats()
+	const held = 30 * time.Millisecond
+	s.BeforeSyncForTest(func() { time.Sleep(held) }) // a slow disk
+	for range 3 {
+		if _, err := s.Append(ctx, "s", ledger.Any, storetest.Event("E")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.BeforeSyncForTest(nil)
+	after := s.Stats()
+	// Each append waited for its own batch: three batches, three fsyncs.
+	if n := after.Syncs - before.Syncs; n != 3 {
+		t.Errorf("Syncs grew by %d over three appends made one after another, want 3", n)
+	}
+	if d := after.SyncTime - before.SyncTime; d < 3*held {
+		t.Errorf("SyncTime grew by %v, want at least the %v the three fsyncs were held", d, 3*held)
+	}
+	if after.Commits-before.Commits != 3 {
+		t.Errorf("Commits grew by %d, want 3", after.Commits-before.Commits)
+	}
+}
