@@ -8,10 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
@@ -241,8 +241,16 @@ func benchGraphQL(ctx context.Context, out io.Writer, clients int, warmup, durat
 		creds[i] = s.Credential
 	}
 
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e := newRouter(store, &graph.Resolver{Clerk: k, Log: store, Projections: proj, Prover: store}, quiet, rate, nil, nil)
+	// As docket serve logs: a line per request, buffered, here into a
+	// file of the scratch folder.
+	logFile, err := os.Create(filepath.Join(data, "server.log"))
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	logger, logs := newServerLogger(logFile)
+	defer logs.Close()
+	e := newRouter(store, &graph.Resolver{Clerk: k, Log: store, Projections: proj, Prover: store}, logger, rate, nil, nil)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err

@@ -51,7 +51,9 @@ from EventStoreDB when missing) and the read models.`,
 	esdbF := addESDBFlags(c)
 	c.RunE = func(c *cobra.Command, _ []string) error {
 		ctx := c.Context()
-		logger := slog.Default()
+		logger, logs := newServerLogger(os.Stderr)
+		defer logs.Close() // after the server and everything logging has stopped
+		slog.SetDefault(logger)
 		serverRuntime()
 		var store serverLedger
 		var kms *kmssigner.Signer
