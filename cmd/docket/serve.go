@@ -52,7 +52,7 @@ from EventStoreDB when missing) and the read models.`,
 	c.RunE = func(c *cobra.Command, _ []string) error {
 		ctx := c.Context()
 		logger, logs := newServerLogger(os.Stderr)
-		defer logs.Close() // after the server and everything logging has stopped
+		defer logs.Close() // runs last: after the server, the read models and the ledger have stopped
 		slog.SetDefault(logger)
 		serverRuntime()
 		var store serverLedger

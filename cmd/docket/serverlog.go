@@ -15,9 +15,12 @@ import (
 // 2% of a recordAction's CPU. The server's log is buffered instead: lines reach
 // the output at most logFlushInterval after they are logged, or sooner when
 // the buffer fills; a warning or an error is written at once, with every
-// line before it, and everything is written when the server stops. A crash
-// (SIGKILL, a runtime fatal error) can lose the last logFlushInterval of
-// request lines, never a warning or an error.
+// line before it, and everything is written when the server stops
+// gracefully (goroutines that outlive it, such as a websocket subscription,
+// log straight through after that). A crash (SIGKILL, a second signal
+// during a hung shutdown, a runtime fatal error) can lose the last
+// logFlushInterval of request lines, never a warning or an error. A failed
+// write to the output loses the lines it carried, not the later ones.
 const (
 	logFlushInterval = 100 * time.Millisecond
 	logBufferBytes   = 64 << 10
@@ -27,6 +30,7 @@ const (
 // is buffered, and a flush is scheduled for every later.
 type logBuffer struct {
 	mu        sync.Mutex
+	out       io.Writer
 	w         *bufio.Writer
 	every     time.Duration
 	scheduled bool // a flush is due
@@ -34,17 +38,29 @@ type logBuffer struct {
 }
 
 func newLogBuffer(w io.Writer, every time.Duration) *logBuffer {
-	return &logBuffer{w: bufio.NewWriterSize(w, logBufferBytes), every: every}
+	return &logBuffer{out: w, w: bufio.NewWriterSize(w, logBufferBytes), every: every}
+}
+
+// failed, after a write to the output failed, drops the lines that were
+// being written and lets the next ones through: bufio.Writer would
+// otherwise keep the error and write nothing more (a full disk that frees
+// up would have silenced the log for good).
+func (b *logBuffer) failed(err error) error {
+	if err != nil {
+		b.w.Reset(b.out)
+	}
+	return err
 }
 
 func (b *logBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	n, err := b.w.Write(p)
+	err = b.failed(err)
 	switch {
 	case b.closed:
 		if err == nil {
-			err = b.w.Flush()
+			err = b.failed(b.w.Flush())
 		}
 	case !b.scheduled && b.w.Buffered() > 0:
 		b.scheduled = true
@@ -58,7 +74,7 @@ func (b *logBuffer) Flush() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.scheduled = false
-	return b.w.Flush()
+	return b.failed(b.w.Flush())
 }
 
 // Close writes every buffered line; later writes are not buffered.
@@ -66,7 +82,7 @@ func (b *logBuffer) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed = true
-	return b.w.Flush()
+	return b.failed(b.w.Flush())
 }
 
 // newServerLogger is the server's logger: slog's text format into a

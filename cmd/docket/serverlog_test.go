@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -75,7 +76,8 @@ func TestServerLogFlushesAfterTheInterval(t *testing.T) {
 func TestServerLogWritesWarningsAtOnce(t *testing.T) {
 	for _, level := range []slog.Level{slog.LevelWarn, slog.LevelError} {
 		var out lockedBuffer
-		logger, logs := newServerLogger(&out)
+		logs := newLogBuffer(&out, time.Hour) // only the warning can flush
+		logger := bufferedLogger(logs)
 		logger.Info("request", "n", 1)
 		logger.With("component", "ledger").Log(t.Context(), level, "trouble")
 		got := out.String()
@@ -156,5 +158,36 @@ func BenchmarkServerLog(b *testing.B) {
 					slog.String("path", "/graphql"), slog.Int("status", 200), slog.Duration("took", 6*time.Millisecond), slog.String("remote", "127.0.0.1"))
 			}
 		})
+	}
+}
+
+// failingOnce fails its first write, as a full disk would, then recovers.
+type failingOnce struct {
+	lockedBuffer
+	failed bool
+}
+
+func (f *failingOnce) Write(p []byte) (int, error) {
+	if !f.failed {
+		f.failed = true
+		return 0, errors.New("no space left on device")
+	}
+	return f.lockedBuffer.Write(p)
+}
+
+// A failed write loses the lines it carried, not the log: the next lines
+// are written once the output takes them again.
+func TestServerLogSurvivesAFailedWrite(t *testing.T) {
+	var out failingOnce
+	logs := newLogBuffer(&out, time.Hour)
+	logger := bufferedLogger(logs)
+	logger.Info("request", "n", 1)
+	if err := logs.Flush(); err == nil {
+		t.Fatal("the failed write was not reported")
+	}
+	logger.Info("request", "n", 2)
+	logger.Error("trouble")
+	if got := out.String(); !strings.Contains(got, "msg=request n=2") || !strings.Contains(got, "msg=trouble") {
+		t.Errorf("after one failed write the log stayed silent: %q", got)
 	}
 }

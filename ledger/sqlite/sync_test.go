@@ -90,6 +90,7 @@ func TestFailedSyncStopsAppends(t *testing.T) {
 	if _, err := s.Append(ctx, "s", ledger.NoStream, storetest.Event("E")); err != nil {
 		t.Fatal(err)
 	}
+	synced := s.Stats().Syncs
 	s.BreakSyncForTest()
 	ev := storetest.Event("E")
 	ev.ID = "written-not-synced"
@@ -104,6 +105,9 @@ func TestFailedSyncStopsAppends(t *testing.T) {
 	}
 	if size, _, _ := s.Head(ctx); size != 1 {
 		t.Errorf("Head = %d, want 1: nothing after the failure is published", size)
+	}
+	if n := s.Stats().Syncs; n != synced {
+		t.Errorf("Stats.Syncs went from %d to %d: a failed fsync counted as one that made a batch durable", synced, n)
 	}
 	if _, err := s.Lookup(ctx, ev.ID); !errors.Is(err, ledger.ErrNoEvent) {
 		t.Errorf("Lookup of the unsynced event = %v, want not found", err)

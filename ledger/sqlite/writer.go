@@ -200,10 +200,10 @@ func (s *Store) syncer() {
 		err := s.syncErr()
 		if err == nil {
 			start := time.Now()
-			err = s.syncWAL()
-			s.syncNanos.Add(uint64(time.Since(start)))
-			s.syncs.Add(1)
-			if err != nil {
+			if err = s.syncWAL(); err == nil {
+				s.syncNanos.Add(uint64(time.Since(start)))
+				s.syncs.Add(1)
+			} else {
 				err = fmt.Errorf("make the ledger durable: the append was written but the fsync failed, so whether it is kept is unknown: %w (the ledger stops taking appends; after a restart a retry with the same event ids is recognised)", err)
 				s.failed.Store(&err)
 			}
