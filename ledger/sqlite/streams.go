@@ -58,10 +58,13 @@ const lastIndexedSQL = `SELECT MAX(revision) FROM streams WHERE stream = ?`
 
 // streamTail is the writer's account of the unindexed tail.
 type streamTail struct {
-	indexed uint64            // the watermark
-	next    map[string]uint64 // stream → next revision, for streams in the tail
-	since   time.Time         // when the oldest unindexed event committed
-	failed  time.Time         // when a flush last failed
+	indexed uint64 // the watermark
+	// next is stream → next revision for every stream with an event in
+	// the tail, and for every stream whose latest batch is committed but
+	// not yet published (the published heads lag behind it).
+	next   map[string]uint64
+	since  time.Time // when the oldest unindexed event committed; zero when none is
+	failed time.Time // when a flush last failed
 }
 
 // committed records a commit's appends (stream → next revision).
@@ -69,10 +72,25 @@ func (t *streamTail) committed(next map[string]uint64, now time.Time) {
 	if len(next) == 0 {
 		return
 	}
-	if len(t.next) == 0 {
+	if t.since.IsZero() {
 		t.since = now
 	}
 	maps.Copy(t.next, next)
+}
+
+// flushed moves the watermark to end once the tail's rows are in the index.
+// A stream whose next revision the published heads already give is dropped
+// from next (the heads, then the index, answer for it); one whose latest
+// batch is still on its way to the disk is kept, as the heads do not know
+// that batch yet. Publication only moves a head forward, to at most the
+// writer's account, so a head found equal stays right.
+func (t *streamTail) flushed(end uint64, heads map[string]uint64) {
+	t.indexed, t.since = end, time.Time{}
+	for stream, next := range t.next {
+		if h, ok := heads[stream]; ok && h == next {
+			delete(t.next, stream)
+		}
+	}
 }
 
 // due reports whether the tail, which ends before position end, should be
@@ -105,17 +123,17 @@ func (s *Store) flushStreams(ctx context.Context) error {
 	if end == s.tailIdx.indexed {
 		return nil
 	}
-	// Once flushed, the tail's streams are found through the published
-	// heads or the index: every batch must be published first.
-	s.awaitSynced()
-	if err := s.syncErr(); err != nil {
-		return nil // stopped: nothing more is written
-	}
+	// The writer's connection sees every committed batch, durable or not,
+	// so the flush need not wait for the syncer: it runs while the fsync
+	// of the batch before it does. Its own commit is made durable with the
+	// next batch's fsync; it cannot outlive a batch the disk lost, as the
+	// WAL keeps only a prefix of its frames after a crash.
 	if err := indexStreams(ctx, s.wdb, s.tailIdx.indexed, end); err != nil {
 		return err
 	}
-	s.tailIdx.indexed = end
-	clear(s.tailIdx.next)
+	s.headsMu.RLock()
+	s.tailIdx.flushed(end, s.heads)
+	s.headsMu.RUnlock()
 	return nil
 }
 

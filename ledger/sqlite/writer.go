@@ -111,7 +111,7 @@ func (s *Store) writer(ctx context.Context) {
 	flushTimer.Stop()
 	defer flushTimer.Stop()
 	for {
-		if len(s.tailIdx.next) > 0 && s.syncErr() == nil {
+		if !s.tailIdx.since.IsZero() && s.syncErr() == nil {
 			flushTimer.Reset(time.Until(s.tailIdx.since.Add(streamsFlushAfter)))
 		}
 		var first *request
