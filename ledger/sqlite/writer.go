@@ -193,10 +193,6 @@ func (s *Store) commit(ctx context.Context, batch []*request) {
 func (s *Store) syncer() {
 	defer close(s.syncDone)
 	for c := range s.syncq {
-		if c.done != nil {
-			close(c.done)
-			continue
-		}
 		err := s.syncErr()
 		if err == nil {
 			start := time.Now()
@@ -232,13 +228,6 @@ func (s *Store) syncErr() error {
 		return *p
 	}
 	return nil
-}
-
-// awaitSynced waits until every committed batch is durable and published.
-func (s *Store) awaitSynced() {
-	done := make(chan struct{})
-	s.syncq <- &committed{done: done}
-	<-done
 }
 
 // syncWAL fsyncs the WAL file. SQLite keeps one WAL file while any
@@ -471,8 +460,7 @@ func (s *Store) commitTx(ctx context.Context, batch []*request) (_ *committed, e
 
 // committed is a batch whose transaction committed but may not be durable
 // yet: the syncer makes the WAL durable, then publishes the batch and
-// answers its requests. A marker (done set, no batch) is closed once every
-// batch before it is published.
+// answers its requests.
 type committed struct {
 	batch     []*request
 	results   []result
@@ -480,7 +468,6 @@ type committed struct {
 	canonical [][]byte          // its events, the last before position end
 	end       uint64            // tree size after it
 	root      []byte
-	done      chan struct{}
 }
 
 // publish makes a durable batch visible: stream heads, the recent tail,
