@@ -39,3 +39,11 @@ func (s *Store) BreakSyncForTest() {
 	s.beforeSync = nil
 	s.walPath = s.path + "-no-such-wal"
 }
+
+// SetStreamsRebuildChunkForTest sets how many events one transaction of a
+// stream index rebuild covers, until the test ends.
+func SetStreamsRebuildChunkForTest(t interface{ Cleanup(func()) }, events uint64) {
+	old := streamsRebuildChunk
+	streamsRebuildChunk = events
+	t.Cleanup(func() { streamsRebuildChunk = old })
+}

@@ -30,6 +30,10 @@ import (
 var (
 	streamsFlushEvents uint64 = 1024
 	streamsFlushAfter         = time.Second
+	// streamsRebuildChunk bounds one transaction of an index rebuild:
+	// the writer keeps a transaction's statement journal (the original of
+	// every page it changes) in memory.
+	streamsRebuildChunk uint64 = 100_000
 )
 
 const indexedKey = "streams_indexed"
@@ -179,8 +183,16 @@ func (s *Store) recoverStreams(ctx context.Context) error {
 		indexed = 0
 	}
 	if indexed < s.size || problem != "" { // a rebuild also resets the watermark
-		if err := indexStreams(ctx, s.wdb, indexed, s.size); err != nil {
-			return err
+		// In chunks, each moving the watermark: every step leaves an
+		// index a later open takes up from.
+		for from := indexed; ; {
+			to := min(from+streamsRebuildChunk, s.size)
+			if err := indexStreams(ctx, s.wdb, from, to); err != nil {
+				return err
+			}
+			if from = to; from == s.size {
+				break
+			}
 		}
 	}
 	s.tailIdx = streamTail{indexed: s.size, next: map[string]uint64{}}

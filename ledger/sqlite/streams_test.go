@@ -143,8 +143,10 @@ func TestStreamIndexAfterCrash(t *testing.T) {
 }
 
 // A ledger written before the stream index opens read-only by its own
-// (stream, revision) index and is indexed at its first writable open.
+// (stream, revision) index and is indexed at its first writable open (in
+// transactions of 7 events here).
 func TestStreamIndexForOlderLedger(t *testing.T) {
+	sqlite.SetStreamsRebuildChunkForTest(t, 7)
 	f := newFixture(t)
 	s := f.open(t, sqlite.Options{})
 	counts := map[string]int{}
@@ -172,8 +174,10 @@ func TestStreamIndexForOlderLedger(t *testing.T) {
 // The writer takes revisions from the stream index, so a writable open
 // rebuilds an index that is not as the writer left it rather than trust
 // it: rows deleted to hide a stream's tail (the writer would reuse its
-// revisions), a watermark lowered or raised.
+// revisions), a watermark lowered or raised. It is rebuilt in transactions
+// of 7 events here.
 func TestStreamIndexRebuiltWhenAltered(t *testing.T) {
+	sqlite.SetStreamsRebuildChunkForTest(t, 7)
 	for _, tc := range []struct{ name, sql string }{
 		{"a stream's last rows deleted", `DELETE FROM streams WHERE stream = 's-0' AND revision >= 5`},
 		{"watermark lowered", `UPDATE meta SET value = '10' WHERE key = 'streams_indexed'`},
