@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"maps"
 	"strconv"
 	"time"
 )
@@ -30,9 +29,10 @@ import (
 var (
 	streamsFlushEvents uint64 = 1024
 	streamsFlushAfter         = time.Second
-	// streamsRebuildChunk bounds one transaction of an index rebuild:
-	// the writer keeps a transaction's statement journal (the original of
-	// every page it changes) in memory.
+	// streamsRebuildChunk bounds one transaction of the index's: the
+	// writer keeps a transaction's statement journal (the original of
+	// every page it changes) in memory, and a rebuild, or a tail that
+	// grew while flushes failed, may cover the whole log.
 	streamsRebuildChunk uint64 = 100_000
 )
 
@@ -63,35 +63,42 @@ const lastIndexedSQL = `SELECT MAX(revision) FROM streams WHERE stream = ?`
 // streamTail is the writer's account of the unindexed tail.
 type streamTail struct {
 	indexed uint64 // the watermark
-	// next is stream → next revision for every stream with an event in
-	// the tail, and for every stream whose latest batch is committed but
-	// not yet published (the published heads lag behind it).
-	next   map[string]uint64
+	// next holds every stream with an event in the tail, and every
+	// stream whose latest batch is not yet published (the published
+	// heads lag behind it).
+	next   map[string]streamNext
 	since  time.Time // when the oldest unindexed event committed; zero when none is
 	failed time.Time // when a flush last failed
 }
 
-// committed records a commit's appends (stream → next revision).
-func (t *streamTail) committed(next map[string]uint64, now time.Time) {
+// streamNext is a stream's next revision, and the log's size after the
+// batch that appended to it last.
+type streamNext struct{ revision, end uint64 }
+
+// committed records the appends of a commit that left the log at size end
+// (stream → next revision).
+func (t *streamTail) committed(next map[string]uint64, end uint64, now time.Time) {
 	if len(next) == 0 {
 		return
 	}
 	if t.since.IsZero() {
 		t.since = now
 	}
-	maps.Copy(t.next, next)
+	for stream, rev := range next {
+		t.next[stream] = streamNext{rev, end}
+	}
 }
 
-// flushed moves the watermark to end once the tail's rows are in the index.
-// A stream whose next revision the published heads already give is dropped
-// from next (the heads, then the index, answer for it); one whose latest
-// batch is still on its way to the disk is kept, as the heads do not know
-// that batch yet. Publication only moves a head forward, to at most the
-// writer's account, so a head found equal stays right.
-func (t *streamTail) flushed(end uint64, heads map[string]uint64) {
+// flushed moves the watermark to end once the tail's rows are in the
+// index, the log's size being published as far as published. A stream
+// whose latest batch is published is dropped from next: the published
+// heads, or failing them the index, give its next revision. One whose
+// latest batch is still on its way to the disk is kept, as the heads do
+// not know that batch yet.
+func (t *streamTail) flushed(end, published uint64) {
 	t.indexed, t.since = end, time.Time{}
-	for stream, next := range t.next {
-		if h, ok := heads[stream]; ok && h == next {
+	for stream, n := range t.next {
+		if n.end <= published {
 			delete(t.next, stream)
 		}
 	}
@@ -119,9 +126,10 @@ func (s *Store) flushStreamsLogged(ctx context.Context) {
 	}
 }
 
-// flushStreams indexes every committed event above the watermark, in a
-// transaction of its own between batches (the writer's goroutine only).
-// A failure leaves the tail to the next flush; readers scan it meanwhile.
+// flushStreams indexes every committed event above the watermark, in
+// transactions of its own between batches (the writer's goroutine only).
+// A failure leaves the rest of the tail to the next flush; readers scan it
+// meanwhile.
 func (s *Store) flushStreams(ctx context.Context) error {
 	end := s.rng.End()
 	if end == s.tailIdx.indexed {
@@ -132,18 +140,38 @@ func (s *Store) flushStreams(ctx context.Context) error {
 	// of the batch before it does. Its own commit is made durable with the
 	// next batch's fsync; it cannot outlive a batch the disk lost, as the
 	// WAL keeps only a prefix of its frames after a crash.
-	if err := indexStreams(ctx, s.wdb, s.tailIdx.indexed, end); err != nil {
+	reached, err := indexStreams(ctx, s.wdb, s.tailIdx.indexed, end)
+	if err != nil {
+		s.tailIdx.indexed = reached
 		return err
 	}
-	s.headsMu.RLock()
-	s.tailIdx.flushed(end, s.heads)
-	s.headsMu.RUnlock()
+	s.mu.Lock()
+	published := s.size
+	s.mu.Unlock()
+	s.tailIdx.flushed(end, published)
 	return nil
 }
 
 // indexStreams inserts the rows of events [from, end) and moves the
+// watermark to end, in transactions of at most streamsRebuildChunk events,
+// each leaving an index the next flush or open takes up from. It returns
+// the watermark reached. It runs at least once, so a rebuild (from = end =
+// 0) resets the watermark.
+func indexStreams(ctx context.Context, db *sql.DB, from, end uint64) (uint64, error) {
+	for {
+		to := min(from+streamsRebuildChunk, end)
+		if err := indexStreamsTx(ctx, db, from, to); err != nil {
+			return from, err
+		}
+		if from = to; from == end {
+			return end, nil
+		}
+	}
+}
+
+// indexStreamsTx inserts the rows of events [from, end) and moves the
 // watermark to end, in one transaction.
-func indexStreams(ctx context.Context, db *sql.DB, from, end uint64) error {
+func indexStreamsTx(ctx context.Context, db *sql.DB, from, end uint64) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("index streams: %w", err)
@@ -183,19 +211,11 @@ func (s *Store) recoverStreams(ctx context.Context) error {
 		indexed = 0
 	}
 	if indexed < s.size || problem != "" { // a rebuild also resets the watermark
-		// In chunks, each moving the watermark: every step leaves an
-		// index a later open takes up from.
-		for from := indexed; ; {
-			to := min(from+streamsRebuildChunk, s.size)
-			if err := indexStreams(ctx, s.wdb, from, to); err != nil {
-				return err
-			}
-			if from = to; from == s.size {
-				break
-			}
+		if _, err := indexStreams(ctx, s.wdb, indexed, s.size); err != nil {
+			return err
 		}
 	}
-	s.tailIdx = streamTail{indexed: s.size, next: map[string]uint64{}}
+	s.tailIdx = streamTail{indexed: s.size, next: map[string]streamNext{}}
 	return nil
 }
 

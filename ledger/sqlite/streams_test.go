@@ -71,9 +71,11 @@ func checkStreams(t *testing.T, s *sqlite.Store, counts map[string]int) {
 
 // The stream index is written in bulk: a stream reads the same whether its
 // events are indexed or still in the unindexed tail, from the writing store
-// and from a read-only one in another connection pool.
+// and from a read-only one in another connection pool. (A flush goes in
+// transactions of 100 events here.)
 func TestStreamIndexFlushesInBulk(t *testing.T) {
 	sqlite.SetStreamsFlushForTest(t, 1024, time.Hour)
+	sqlite.SetStreamsRebuildChunkForTest(t, 100)
 	f := newFixture(t)
 	s := f.open(t, sqlite.Options{})
 	counts := map[string]int{}

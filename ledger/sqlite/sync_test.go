@@ -81,8 +81,10 @@ func TestCommittedIsPublishedOnlyOnceDurable(t *testing.T) {
 }
 
 // A failed fsync fails its appends and every later one as of unknown
-// outcome, publishes nothing and writes nothing more; after a restart the
-// append, which SQLite did write, is recognised when retried.
+// outcome, publishes nothing, and once known stops all writing (a flush of
+// the stream index running alongside the fsync may have indexed the
+// batch); after a restart the append, which SQLite did write, is
+// recognised when retried.
 func TestFailedSyncStopsAppends(t *testing.T) {
 	ctx := context.Background()
 	f, s := indexedAfterEveryBatch(t)

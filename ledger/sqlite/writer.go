@@ -454,7 +454,7 @@ func (s *Store) commitTx(ctx context.Context, batch []*request) (_ *committed, e
 	}
 	// The writer's own account, ahead of the publication: the next
 	// batch's revisions build on this one before it is durable.
-	s.tailIdx.committed(b.next, time.Now())
+	s.tailIdx.committed(b.next, s.rng.End(), time.Now())
 	return &committed{batch: batch, results: results, next: b.next, canonical: b.canonical, end: s.rng.End(), root: root}, nil
 }
 
@@ -509,8 +509,8 @@ func (s *Store) nextRevision(ctx context.Context, st writeStmts, b *batchState, 
 	}
 	// The tail's account first: it includes batches committed but not
 	// yet durable, which the published heads do not.
-	if next, ok := s.tailIdx.next[stream]; ok {
-		return next, nil
+	if n, ok := s.tailIdx.next[stream]; ok {
+		return n.revision, nil
 	}
 	s.headsMu.RLock()
 	next, ok := s.heads[stream]
