@@ -40,10 +40,10 @@ func (s *Store) BreakSyncForTest() {
 	s.walPath = s.path + "-no-such-wal"
 }
 
-// SetStreamsRebuildChunkForTest sets how many events one transaction of a
-// stream index rebuild covers, until the test ends.
-func SetStreamsRebuildChunkForTest(t interface{ Cleanup(func()) }, events uint64) {
-	old := streamsRebuildChunk
-	streamsRebuildChunk = events
-	t.Cleanup(func() { streamsRebuildChunk = old })
+// SetStreamsIndexChunkForTest sets how many events one transaction of the
+// stream index covers (in a flush or a rebuild), until the test ends.
+func SetStreamsIndexChunkForTest(t interface{ Cleanup(func()) }, events uint64) {
+	old := streamsIndexChunk
+	streamsIndexChunk = events
+	t.Cleanup(func() { streamsIndexChunk = old })
 }

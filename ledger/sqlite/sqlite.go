@@ -262,7 +262,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		// temp_store=MEMORY keeps the statement journal of the stream
 		// index's bulk insert (the original of every index page it
 		// changes: a few hundred for a flush of 1,024 events, at most the
-		// index's pages touched by streamsRebuildChunk events) in memory:
+		// index's pages touched by streamsIndexChunk events) in memory:
 		// on disk it was a temporary file written page by page, half the
 		// flush's time.
 		if s.wdb, err = sql.Open("sqlite", dsn+"&_pragma=busy_timeout(10000)&_txlock=immediate&_pragma=wal_autocheckpoint(0)&_pragma=synchronous(NORMAL)&_pragma=temp_store(MEMORY)"); err != nil {

@@ -29,11 +29,11 @@ import (
 var (
 	streamsFlushEvents uint64 = 1024
 	streamsFlushAfter         = time.Second
-	// streamsRebuildChunk bounds one transaction of the index's: the
+	// streamsIndexChunk bounds the events one transaction indexes: the
 	// writer keeps a transaction's statement journal (the original of
 	// every page it changes) in memory, and a rebuild, or a tail that
 	// grew while flushes failed, may cover the whole log.
-	streamsRebuildChunk uint64 = 100_000
+	streamsIndexChunk uint64 = 100_000
 )
 
 const indexedKey = "streams_indexed"
@@ -153,13 +153,13 @@ func (s *Store) flushStreams(ctx context.Context) error {
 }
 
 // indexStreams inserts the rows of events [from, end) and moves the
-// watermark to end, in transactions of at most streamsRebuildChunk events,
+// watermark to end, in transactions of at most streamsIndexChunk events,
 // each leaving an index the next flush or open takes up from. It returns
 // the watermark reached. It runs at least once, so a rebuild (from = end =
 // 0) resets the watermark.
 func indexStreams(ctx context.Context, db *sql.DB, from, end uint64) (uint64, error) {
 	for {
-		to := min(from+streamsRebuildChunk, end)
+		to := min(from+streamsIndexChunk, end)
 		if err := indexStreamsTx(ctx, db, from, to); err != nil {
 			return from, err
 		}

@@ -75,7 +75,7 @@ func checkStreams(t *testing.T, s *sqlite.Store, counts map[string]int) {
 // transactions of 100 events here.)
 func TestStreamIndexFlushesInBulk(t *testing.T) {
 	sqlite.SetStreamsFlushForTest(t, 1024, time.Hour)
-	sqlite.SetStreamsRebuildChunkForTest(t, 100)
+	sqlite.SetStreamsIndexChunkForTest(t, 100)
 	f := newFixture(t)
 	s := f.open(t, sqlite.Options{})
 	counts := map[string]int{}
@@ -107,13 +107,10 @@ func TestStreamIndexFlushesWhenIdle(t *testing.T) {
 	s := f.open(t, sqlite.Options{})
 	counts := map[string]int{}
 	appendRoundRobin(t, s, 3, 10, counts)
-	giveUp := time.Now().Add(30 * time.Second) // a hang, not a slow machine
-	for w, _ := indexState(t, f.db); w != 10; w, _ = indexState(t, f.db) {
-		if time.Now().After(giveUp) {
-			t.Fatalf("the index covers %d of 10 events and no flush came", w)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitFor(t, "a flush of the 10 events", func() bool {
+		w, _ := indexState(t, f.db)
+		return w == 10
+	})
 	checkStreams(t, s, counts)
 }
 
@@ -148,7 +145,7 @@ func TestStreamIndexAfterCrash(t *testing.T) {
 // (stream, revision) index and is indexed at its first writable open (in
 // transactions of 7 events here).
 func TestStreamIndexForOlderLedger(t *testing.T) {
-	sqlite.SetStreamsRebuildChunkForTest(t, 7)
+	sqlite.SetStreamsIndexChunkForTest(t, 7)
 	f := newFixture(t)
 	s := f.open(t, sqlite.Options{})
 	counts := map[string]int{}
@@ -179,7 +176,7 @@ func TestStreamIndexForOlderLedger(t *testing.T) {
 // revisions), a watermark lowered or raised. It is rebuilt in transactions
 // of 7 events here.
 func TestStreamIndexRebuiltWhenAltered(t *testing.T) {
-	sqlite.SetStreamsRebuildChunkForTest(t, 7)
+	sqlite.SetStreamsIndexChunkForTest(t, 7)
 	for _, tc := range []struct{ name, sql string }{
 		{"a stream's last rows deleted", `DELETE FROM streams WHERE stream = 's-0' AND revision >= 5`},
 		{"watermark lowered", `UPDATE meta SET value = '10' WHERE key = 'streams_indexed'`},

@@ -164,27 +164,25 @@ func TestFlushWhileAnFsyncIsUnderWay(t *testing.T) {
 	release := sync.OnceFunc(func() { close(hold) })
 	defer release() // a failed test must not leave the store stuck in an fsync
 	s.BeforeSyncForTest(func() { <-hold })
-	appended := make(chan []ledger.Record, 2)
+	var appends sync.WaitGroup
 	appendAt := func(rev uint64) {
-		recs, err := s.Append(ctx, "s", ledger.Exact(rev), storetest.Event("E"))
-		if err != nil {
-			t.Errorf("append at revision %d: %v", rev, err)
-		}
-		appended <- recs
+		appends.Go(func() {
+			if _, err := s.Append(ctx, "s", ledger.Exact(rev), storetest.Event("E")); err != nil {
+				t.Errorf("append at revision %d: %v", rev, err)
+			}
+		})
 	}
-	go appendAt(0)
+	appendAt(0)
 	// Its batch is committed and its fsync held: the index covers it all
 	// the same.
 	waitFor(t, "the index to cover the event whose fsync is held", func() bool {
 		w, _ := indexState(t, f.db)
 		return w == 2
 	})
-	go appendAt(1)
+	appendAt(1)
 	waitFor(t, "the next append to commit", func() bool { return countRows(t, f.db) == 3 })
 	release()
-	for range 2 {
-		<-appended
-	}
+	appends.Wait()
 	recs, err := s.ReadStream(ctx, "s", 0)
 	if err != nil || len(recs) != 3 {
 		t.Fatalf("ReadStream = %d records, %v; want 3", len(recs), err)
@@ -196,13 +194,13 @@ func TestFlushWhileAnFsyncIsUnderWay(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds; after 10 s the test fails, naming what
-// it waited for.
+// waitFor polls cond until it holds; after 30 s (a hang, not a slow
+// machine) the test fails, naming what it waited for.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("waited 10 s for %s", what)
+			t.Fatalf("waited 30 s for %s", what)
 		}
 	}
 }
