@@ -145,9 +145,7 @@ func (s *Store) flushStreams(ctx context.Context) error {
 		s.tailIdx.indexed = reached
 		return err
 	}
-	s.mu.Lock()
-	published := s.size
-	s.mu.Unlock()
+	published, _, _ := s.Head(ctx)
 	s.tailIdx.flushed(end, published)
 	return nil
 }
