@@ -102,15 +102,18 @@ func (p phase) String() string {
 		perOp.Round(time.Microsecond), 100*p.cpu.Seconds()/p.took.Seconds(), objects, kb)
 }
 
-// heapAllocs counts heap allocations, cumulatively. Unlike CPU time they
-// hardly depend on the machine's other load, so they compare builds where
-// a shared machine's noise hides a few percent of CPU.
+// heapAllocs counts the whole process's heap allocations (server and
+// clients), cumulatively. Unlike CPU time they hardly depend on the
+// machine's other load, so they compare builds where a shared machine's
+// noise hides a few percent of CPU. Tiny allocations (small objects
+// without pointers, packed into shared blocks) count one by one, as
+// testing's allocs/op counts them.
 type heapAllocs struct{ objects, bytes uint64 }
 
 func readHeapAllocs() heapAllocs {
-	s := []rtmetrics.Sample{{Name: "/gc/heap/allocs:objects"}, {Name: "/gc/heap/allocs:bytes"}}
+	s := []rtmetrics.Sample{{Name: "/gc/heap/allocs:objects"}, {Name: "/gc/heap/tiny/allocs:objects"}, {Name: "/gc/heap/allocs:bytes"}}
 	rtmetrics.Read(s)
-	return heapAllocs{s[0].Value.Uint64(), s[1].Value.Uint64()}
+	return heapAllocs{s[0].Value.Uint64() + s[1].Value.Uint64(), s[2].Value.Uint64()}
 }
 
 // processCPU returns the user and system CPU time this process has used.

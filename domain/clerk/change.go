@@ -265,7 +265,11 @@ func (k *Clerk) Evidence(ctx context.Context, sha string) (domain.EvidenceStored
 	if err != nil {
 		return domain.EvidenceStored{}, err
 	}
-	return e.(domain.EvidenceStored), nil
+	stored, ok := e.(domain.EvidenceStored)
+	if !ok {
+		return domain.EvidenceStored{}, fmt.Errorf("evidence %s: its stream begins with %s, not EvidenceStored", sha, recs[0].Event.Type)
+	}
+	return stored, nil
 }
 
 // EndSession ends the session of a credential; the credential is dead

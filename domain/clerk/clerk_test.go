@@ -453,3 +453,20 @@ func TestCachedStateIsTheStoredState(t *testing.T) {
 		}
 	}
 }
+
+// An evidence stream whose first record is not the stored report (only a
+// process writing to the ledger by other means could make one) is an
+// error, not a crash.
+func TestEvidenceStreamOfAnotherType(t *testing.T) {
+	w := clerktest.NewWorld(t)
+	ctx := context.Background()
+	sha := strings.Repeat("ab", 32)
+	if _, err := w.Store.Append(ctx, domain.EvidenceStream(sha), ledger.NoStream, ledger.Event{
+		Type: "FreezeLifted", Actor: ledger.Actor{Kind: ledger.ActorHuman, ID: "admin"}, Data: []byte(`{"freeze":"frz-1","by":"admin"}`),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Clerk.Evidence(ctx, sha); err == nil || !strings.Contains(err.Error(), "begins with FreezeLifted") {
+		t.Fatalf("Evidence = %v, want an error naming the record's type", err)
+	}
+}
