@@ -150,7 +150,7 @@ func TestBenchGraphQL(t *testing.T) {
 	out := run(t, bin, "bench", "graphql", "--clients", "4", "--warmup", "300ms", "--duration", "1s", "--rate-limit", "0", "--cpuprofile", cpu, "--memprofile", mem, "--trace", tr)
 	for _, re := range []string{
 		`warm-up \(not counted\), recordAction over HTTP, 4 clients: [1-9]\d* ops in [\d.]+m?s = \d+/s, .*, 0 errors`,
-		`recordAction over HTTP, 4 clients: [1-9]\d* ops in [\d.]+s = \d+/s, p50 [\d.]+[mµ]?s, p99 [\d.]+[mµ]?s, 0 errors`,
+		`recordAction over HTTP, 4 clients: [1-9]\d* ops in [\d.]+s = \d+/s, p50 [\d.]+[mµ]?s, p99 [\d.]+[mµ]?s, 0 errors; CPU [\d.]+[mµ]?s/op \(\d+% of a core\), [1-9]\d* allocations \([\d.]+ KiB\)/op`,
 		`ledger: [1-9]\d* group commits`,
 		`disk: [1-9]\d* fsyncs of the WAL, [\d.]+ ms each on average, in progress \d+% of the time`,
 		`trivial query over HTTP, 4 clients: [1-9]\d* ops .*, 0 errors`,
