@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -39,6 +40,7 @@ func TestCommittedIsPublishedOnlyOnceDurable(t *testing.T) {
 	if _, err := s.Append(ctx, "s", ledger.NoStream, storetest.Event("E")); err != nil {
 		t.Fatal(err)
 	}
+	settle(t, s)
 	hold, release := make(chan struct{}), make(chan struct{})
 	s.BeforeSyncForTest(func() {
 		hold <- struct{}{}
@@ -131,6 +133,10 @@ func TestFailedSyncStopsAppends(t *testing.T) {
 func TestStatsCountTheFsyncs(t *testing.T) {
 	ctx := context.Background()
 	s := newFixture(t).open(t, sqlite.Options{})
+	if _, err := s.Append(ctx, "s", ledger.Any, storetest.Event("E")); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, s)
 	before := s.Stats()
 	const held = 30 * time.Millisecond
 	s.BeforeSyncForTest(func() { time.Sleep(held) }) // a slow disk
@@ -195,12 +201,15 @@ func TestFlushWhileAnFsyncIsUnderWay(t *testing.T) {
 }
 
 // waitFor polls cond until it holds; after 30 s (a hang, not a slow
-// machine) the test fails, naming what it waited for.
+// machine) the test fails, naming what it waited for, with every
+// goroutine's stack to show where the store is stuck.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("waited 30 s for %s", what)
+			var stacks strings.Builder
+			pprof.Lookup("goroutine").WriteTo(&stacks, 2)
+			t.Fatalf("waited 30 s for %s; goroutines:\n%s", what, stacks.String())
 		}
 	}
 }
@@ -215,5 +224,20 @@ func indexedAfterEveryBatch(t *testing.T) (*fixture, *sqlite.Store) {
 	if _, err := s.Append(context.Background(), "s", ledger.NoStream, storetest.Event("E")); err != nil {
 		t.Fatal(err)
 	}
+	settle(t, s)
 	return f, s
+}
+
+// settle leaves the store's background checkpointer nothing to do for the
+// test's duration. It signs once as it starts, and that signing may come
+// after a test's first append: its checkpoint would then be a batch of its
+// own, committed and fsynced among the test's (a held fsync would hold it,
+// or it the test's). A checkpoint signed here, under the checkpointer's
+// lock, leaves it nothing to sign until its hour-long interval ends
+// (fixture.open).
+func settle(t *testing.T, s *sqlite.Store) {
+	t.Helper()
+	if _, err := s.Checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }
