@@ -23,14 +23,23 @@ func (s *Store) CrashForTest() {
 
 // SetStreamsFlushForTest sets when the writer indexes the streams' tail
 // (after so many events, or so long after the oldest), until the test ends.
-func SetStreamsFlushForTest(t interface{ Cleanup(func()) }, events uint64, after time.Duration) {
-	oldEvents, oldAfter := streamsFlushEvents, streamsFlushAfter
-	streamsFlushEvents, streamsFlushAfter = events, after
-	t.Cleanup(func() { streamsFlushEvents, streamsFlushAfter = oldEvents, oldAfter })
+func SetStreamsFlushForTest(t cleaner, events uint64, after time.Duration) {
+	setForTest(t, &streamsFlushEvents, events)
+	setForTest(t, &streamsFlushAfter, after)
+}
+
+type cleaner interface{ Cleanup(func()) }
+
+// setForTest sets *p to v until the test ends.
+func setForTest[T any](t cleaner, p *T, v T) {
+	old := *p
+	*p = v
+	t.Cleanup(func() { *p = old })
 }
 
 // BeforeSyncForTest runs f before each fsync of the WAL (in the syncer's
-// goroutine). Set it before the first append.
+// goroutine). Set it while no append is under way: the syncer reads it
+// only after a batch is handed to it.
 func (s *Store) BeforeSyncForTest(f func()) { s.beforeSync = f }
 
 // BreakSyncForTest makes every later fsync of the WAL fail, as a failing
@@ -42,8 +51,6 @@ func (s *Store) BreakSyncForTest() {
 
 // SetStreamsIndexChunkForTest sets how many events one transaction of the
 // stream index covers (in a flush or a rebuild), until the test ends.
-func SetStreamsIndexChunkForTest(t interface{ Cleanup(func()) }, events uint64) {
-	old := streamsIndexChunk
-	streamsIndexChunk = events
-	t.Cleanup(func() { streamsIndexChunk = old })
+func SetStreamsIndexChunkForTest(t cleaner, events uint64) {
+	setForTest(t, &streamsIndexChunk, events)
 }
