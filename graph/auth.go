@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 
 	"github.com/evidence-parity/docket/domain"
@@ -11,8 +12,12 @@ import (
 
 // caller is who made a request, as the bearer token says.
 type caller struct {
-	actor   *domain.Actor // a principal or an agent
-	session string        // a session credential, checked where it is used
+	actor *domain.Actor // a principal or an agent
+	// session is a session credential the ledger issued, live or dead:
+	// the commands that take it decide whether it may still act.
+	session string
+	// key names whom the request's rate is counted against.
+	key string
 }
 
 type callerKey struct{}
@@ -25,22 +30,69 @@ type Authenticator interface {
 var _ Authenticator = (*clerk.Clerk)(nil)
 
 // authenticate resolves the Authorization header's bearer token into a
-// caller. Session credentials are recognised by prefix and checked by the
-// commands that take them.
-func authenticate(ctx context.Context, a Authenticator, header string) (caller, error) {
+// caller: a principal token, an agent key or an OIDC ID token through the
+// Authenticator, a session credential through the clerk.
+func (r *Resolver) authenticate(ctx context.Context, header string) (caller, error) {
 	token, ok := strings.CutPrefix(header, "Bearer ")
 	token = strings.TrimSpace(token)
 	if !ok || token == "" {
 		return caller{}, fmt.Errorf("%w: send Authorization: Bearer <token>", domain.ErrUnauthenticated)
 	}
 	if strings.HasPrefix(token, domain.PrefixSession) {
-		return caller{session: token}, nil
+		changeID, sessionID, _, err := r.Clerk.SessionCaller(ctx, token)
+		if err != nil {
+			return caller{}, err
+		}
+		return caller{session: token, key: "session:" + changeID + "." + sessionID}, nil
 	}
-	actor, err := a.Authenticate(ctx, token)
+	auth := r.Auth
+	if auth == nil {
+		auth = r.Clerk
+	}
+	actor, err := auth.Authenticate(ctx, token)
 	if err != nil {
 		return caller{}, err
 	}
-	return caller{actor: &actor}, nil
+	kind := "principal:"
+	if actor.Kind == domain.ActorAgent {
+		kind = "agent:"
+	}
+	return caller{actor: &actor, key: kind + actor.ID}, nil
+}
+
+// authOutcome is the boundary's answer for one HTTP request.
+type authOutcome struct {
+	caller caller
+	err    error
+}
+
+type outcomeKey struct{}
+
+// AuthenticateRequest is the HTTP boundary: it resolves a request's bearer
+// token once, before the rate limiter and the operations see the request,
+// and returns the request with the outcome in its context (RateKey reads
+// it; a failure is answered UNAUTHENTICATED by the operation). Requests
+// without the header pass as they came, and so do websocket upgrades, whose
+// operations are authenticated one by one (the token may come in the
+// connection_init payload, and a connection outlives a credential).
+func (r *Resolver) AuthenticateRequest(req *http.Request) *http.Request {
+	header := req.Header.Get("Authorization")
+	if header == "" || strings.EqualFold(req.Header.Get("Upgrade"), "websocket") {
+		return req
+	}
+	c, err := r.authenticate(req.Context(), header)
+	return req.WithContext(context.WithValue(req.Context(), outcomeKey{}, authOutcome{c, err}))
+}
+
+// RateKey names whom a request authenticated by AuthenticateRequest is
+// counted against: its principal, agent or session. It reports false for a
+// request without a valid bearer token.
+func RateKey(ctx context.Context) (string, bool) {
+	o, ok := ctx.Value(outcomeKey{}).(authOutcome)
+	if !ok || o.err != nil {
+		return "", false
+	}
+	return o.caller.key, true
 }
 
 func callerFrom(ctx context.Context) caller {

@@ -47,7 +47,12 @@ func NewHandler(r *Resolver, logger *slog.Logger, lim Limits) http.Handler {
 	}
 	srv := handler.New(generated.NewExecutableSchema(cfg))
 	// The default websocket implementation refuses cross-origin upgrades.
-	srv.AddTransport(transport.Websocket{KeepAlivePingInterval: 10 * time.Second})
+	srv.AddTransport(transport.Websocket{
+		KeepAlivePingInterval: 10 * time.Second,
+		InitFunc: func(ctx context.Context, _ transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+			return context.WithValue(ctx, websocketKey{}, true), nil, nil
+		},
+	})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
@@ -63,24 +68,31 @@ func NewHandler(r *Resolver, logger *slog.Logger, lim Limits) http.Handler {
 		return errors.New("internal error")
 	})
 	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
-		oc := graphql.GetOperationContext(ctx)
-		header := oc.Headers.Get("Authorization")
-		if header == "" {
-			// Websocket clients send it in the connection_init payload.
-			header = transport.GetInitPayload(ctx).Authorization()
+		o, ok := ctx.Value(outcomeKey{}).(authOutcome)
+		if !ok {
+			oc := graphql.GetOperationContext(ctx)
+			header := oc.Headers.Get("Authorization")
+			if header == "" {
+				// Websocket clients send it in the connection_init payload.
+				header = transport.GetInitPayload(ctx).Authorization()
+			}
+			o.caller, o.err = r.authenticate(ctx, header)
 		}
-		auth := r.Auth
-		if auth == nil {
-			auth = r.Clerk
+		if o.err != nil {
+			return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{Message: o.err.Error(), Extensions: code(o.err)}}})
 		}
-		c, err := authenticate(ctx, auth, header)
-		if err != nil {
-			return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{Message: err.Error(), Extensions: code(err)}}})
+		if op := graphql.GetOperationContext(ctx).Operation; op != nil && op.Operation == ast.Mutation && ctx.Value(websocketKey{}) != nil {
+			// Over a websocket a mutation would pass the body limit, the
+			// UTF-8 check and the rate limit, which count HTTP requests.
+			return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{Message: "mutations are taken over POST, not over a websocket", Extensions: map[string]any{"code": "INVALID_INPUT"}}}})
 		}
-		return next(context.WithValue(ctx, callerKey{}, c))
+		return next(context.WithValue(ctx, callerKey{}, o.caller))
 	})
-	return srv
+	return validUTF8(srv)
 }
+
+// websocketKey marks the context of a websocket connection's operations.
+type websocketKey struct{}
 
 // code maps an error to its extensions.code, once, here at the boundary.
 func code(err error) map[string]any {
@@ -98,11 +110,14 @@ func code(err error) map[string]any {
 		{domain.ErrConflict, "CONFLICT"},
 		{domain.ErrOutOfScope, "OUT_OF_SCOPE"},
 		{domain.ErrFrozen, "FROZEN"},
-		{domain.ErrGateFailed, "GATE_FAILED"},
 	} {
 		if errors.Is(err, c.err) {
 			return map[string]any{"code": c.code}
 		}
+	}
+	if errors.Is(err, domain.ErrGateFailed) {
+		// The change's state refuses the promotion: a conflict, and why.
+		return map[string]any{"code": "CONFLICT", "reason": "GATE_FAILED"}
 	}
 	return map[string]any{"code": "INTERNAL"}
 }
@@ -114,7 +129,7 @@ func present(ctx context.Context, err error, logger *slog.Logger) *gqlerror.Erro
 	if errors.As(err, &gerr) && gerr.Extensions != nil {
 		// gqlgen's own parse and validation failures are invalid input.
 		switch c := gerr.Extensions["code"]; c {
-		case "GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED":
+		case "GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED", "COMPLEXITY_LIMIT_EXCEEDED":
 			gerr.Extensions = map[string]any{"code": "INVALID_INPUT", "graphqlCode": c}
 		}
 		return gerr

@@ -9,7 +9,7 @@ import (
 // TestAuthorizationMatrix calls every mutation, with a well-formed input,
 // as every kind of caller, and checks who is refused with FORBIDDEN.
 // "Allowed" means the call got past authorization: it may still fail on
-// the change's state (CONFLICT, GATE_FAILED, …), never with FORBIDDEN.
+// the change's state (CONFLICT, with reason GATE_FAILED for a refused gate, …), never with FORBIDDEN.
 func TestAuthorizationMatrix(t *testing.T) {
 	bin := buildDocket(t)
 	data := t.TempDir()

@@ -143,6 +143,7 @@ func TestOIDCIDTokens(t *testing.T) {
 		t.Fatalf("me = %v", me)
 	}
 	other, _ := rsa.GenerateKey(rand.Reader, 2048)
+	before := verified(t, bin, data)
 	for name, tok := range map[string]string{
 		"expired":         is.token(t, nil, claims(func(c map[string]any) { c["exp"] = now.Add(-time.Minute).Unix(); c["iat"] = now.Add(-time.Hour).Unix() })),
 		"wrong audience":  is.token(t, nil, claims(func(c map[string]any) { c["aud"] = "someone-else" })),
@@ -155,6 +156,13 @@ func TestOIDCIDTokens(t *testing.T) {
 		if _, errs := s.gql(t, tok, `{ me { id } }`, nil); errCode(errs) != "UNAUTHENTICATED" {
 			t.Errorf("%s: %v, want UNAUTHENTICATED", name, errs)
 		}
+		// bob may declare a freeze, but not with a bad token.
+		if _, errs := s.gql(t, tok, `mutation { declareFreeze(input: {environment: "production", reason: "r"}) { freezeId } }`, nil); errCode(errs) != "UNAUTHENTICATED" {
+			t.Errorf("%s declaring a freeze: %v, want UNAUTHENTICATED", name, errs)
+		}
+	}
+	if after := verified(t, bin, data); eventCount(t, after) != eventCount(t, before) {
+		t.Fatalf("verify before %q, after %q: refused tokens must write nothing", before, after)
 	}
 }
 

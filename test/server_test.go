@@ -236,14 +236,20 @@ func TestServerLifecycleOverHTTP(t *testing.T) {
 
 	// Bad input loses nothing and says why.
 	before := verified(t, bin, data)
+	const plan = `"p": {"objective": "o", "method": "m", "scope": [{"resource": "file:github.com/acme/api/**", "verbs": ["write"]}], "testApproach": "t", "backoutPath": "b", "environment": "staging"}`
 	for name, body := range map[string]string{
 		"malformed JSON": `{"query": "mutation { submitPlan(`,
 		"unknown field":  `{"query": "mutation { approvePlan(input: {changeId: \"x\", planHash: \"y\", bogus: 1}) { id } }"}`,
 		"invalid UTF-8":  "{\"query\": \"{ me { id \xff } }\"}",
+		// Well-formed GraphQL whose text carries a byte that is not UTF-8:
+		// decoded, it would be stored as U+FFFD.
+		"invalid UTF-8 in a variable": `{"query": "mutation($p: PlanInput!) { submitPlan(input: {requestedBy: \"alice\", plan: $p}) { changeId } }", "variables": {` +
+			strings.Replace(plan, `"objective": "o"`, "\"objective\": \"bad \xfe\xff here\"", 1) + `}}`,
+		"invalid UTF-8 in a literal": "{\"query\": \"mutation { declareFreeze(input: {environment: \\\"production\\\", reason: \\\"bad \xff\\\"}) { freezeId } }\"}",
 	} {
 		req, _ := http.NewRequest("POST", s.url+"/graphql", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+bob)
+		req.Header.Set("Authorization", "Bearer "+map[bool]string{true: agent, false: bob}[strings.Contains(body, "submitPlan(input")])
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -272,14 +278,38 @@ func TestServerLifecycleOverHTTP(t *testing.T) {
 			t.Errorf("%s: %v, want INVALID_INPUT", name, errs)
 		}
 	}
+	// A forged session credential (this session's ids, another secret) or
+	// principal token is refused before any operation, introspection
+	// included; a session credential that has ended is still the
+	// session's, so it reaches the command, which refuses it (above).
+	forged := cred[:len(cred)-6] + map[bool]string{true: "AAAAAA", false: "BBBBBB"}[!strings.HasSuffix(cred, "AAAAAA")]
+	for name, tok := range map[string]string{"forged session credential": forged, "junk session credential": "dkt_sess_x", "forged token": "dkt_tok_bob.forged-forged-forged"} {
+		for _, q := range []string{
+			`{ __schema { queryType { name } } }`, `{ __typename }`, `{ changes(first: 1) { totalCount } }`,
+			`mutation { recordAction(input: {kind: "edit", uses: [{resource: "file:github.com/acme/api/src/billing/total.go", verb: "write"}]}) { inScope } }`,
+			`mutation { declareFreeze(input: {environment: "production", reason: "r"}) { freezeId } }`,
+		} {
+			if _, errs := s.gql(t, tok, q, nil); errCode(errs) != "UNAUTHENTICATED" {
+				t.Errorf("%s, %s: %v, want UNAUTHENTICATED", name, q, errs)
+			}
+		}
+	}
+	// Over the cost limit: 1,000 changes, each with its answers.
+	if _, errs := s.gql(t, carol, `{ changes(first: 1000) { edges { node { id answers { attributes { name events } } } } } }`, nil); errCode(errs) != "INVALID_INPUT" {
+		t.Errorf("over the cost limit: %v, want INVALID_INPUT", errs)
+	}
 	big := bytes.Repeat([]byte("x"), 10<<20)
-	resp, err := http.Post(s.url+"/graphql", "application/json", bytes.NewReader(big))
+	req, _ := http.NewRequest("POST", s.url+"/graphql", bytes.NewReader(big))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+bob)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
+	raw, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusRequestEntityTooLarge {
-		t.Errorf("10 MiB body: status %d, want 413", resp.StatusCode)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(raw), `"code":"INVALID_INPUT"`) {
+		t.Errorf("10 MiB body: %d %s, want 413 with INVALID_INPUT", resp.StatusCode, raw)
 	}
 
 	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready", "/metrics": "docket_ledger_events "} {
@@ -309,11 +339,19 @@ func TestServerLifecycleOverHTTP(t *testing.T) {
 	if err := s.cmd.Wait(); err != nil {
 		t.Fatalf("serve exited with %v after SIGTERM", err)
 	}
-	after := verified(t, bin, data)
-	events := regexp.MustCompile(`^ok: (\d+) events`)
-	if b, a := events.FindStringSubmatch(before), events.FindStringSubmatch(after); b == nil || a == nil || b[1] != a[1] {
+	if after := verified(t, bin, data); eventCount(t, after) != eventCount(t, before) {
 		t.Fatalf("verify before %q, after %q: bad input must write nothing", before, after)
 	}
+}
+
+// eventCount reads the ledger's size from `docket verify ledger`'s summary.
+func eventCount(t *testing.T, summary string) string {
+	t.Helper()
+	m := regexp.MustCompile(`^ok: (\d+) events`).FindStringSubmatch(summary)
+	if m == nil {
+		t.Fatalf("verify ledger said %q", summary)
+	}
+	return m[1]
 }
 
 func mustData(t *testing.T) func(map[string]any, []map[string]any) map[string]any {
@@ -378,16 +416,21 @@ func checkProof(t *testing.T, data string, p map[string]any) {
 	}
 }
 
-func TestRateLimitPerToken(t *testing.T) {
+// The rate limit counts a principal's requests together, whichever of its
+// tokens they carry, and requests without a valid token by address: a
+// caller cannot win a fresh allowance with another token, a respaced
+// header or junk.
+func TestRateLimitPerPrincipal(t *testing.T) {
 	bin := buildDocket(t)
 	data := t.TempDir()
 	bob := secret(t, run(t, bin, "principals", "add", "bob", "--data", data, "--role", "auditor"))
+	bob2 := secret(t, run(t, bin, "principals", "token", "bob", "--data", data))
 	ada := secret(t, run(t, bin, "principals", "add", "ada", "--data", data, "--role", "auditor"))
 	s := startCmd(t, exec.Command(bin, "serve", "--data", data, "--listen", "127.0.0.1:0", "--rate-limit", "2"))
-	status := func(token string) int {
+	status := func(header string) int {
 		req, _ := http.NewRequest("POST", s.url+"/graphql", strings.NewReader(`{"query":"{ me { id } }"}`))
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Authorization", header)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -395,16 +438,31 @@ func TestRateLimitPerToken(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
+	// At 2/s with a burst of 4, twelve quick requests spread over bob's
+	// two tokens and two spellings of the header must meet the limit.
 	limited := 0
-	for range 12 {
-		if status(bob) == http.StatusTooManyRequests {
+	for i := range 12 {
+		h := []string{"Bearer " + bob, "Bearer " + bob2, "Bearer  " + bob, "Bearer " + bob2 + " "}[i%4]
+		if status(h) == http.StatusTooManyRequests {
 			limited++
 		}
 	}
 	if limited == 0 {
-		t.Fatal("12 quick requests at 2/s (burst 4) were never limited")
+		t.Fatal("12 quick requests of one principal over two tokens were never limited")
 	}
-	if code := status(ada); code != http.StatusOK {
-		t.Fatalf("another principal got %d: limits are per token", code)
+	if code := status("Bearer " + ada); code != http.StatusOK {
+		t.Fatalf("another principal got %d: limits are per principal", code)
+	}
+	limited = 0
+	for i := range 12 {
+		if status(fmt.Sprintf("Bearer dkt_tok_junk%d.x", i)) == http.StatusTooManyRequests {
+			limited++
+		}
+	}
+	if limited == 0 {
+		t.Fatal("12 quick requests with junk tokens were never limited")
+	}
+	if code := status("Bearer " + ada); code != http.StatusOK {
+		t.Fatalf("ada got %d after the junk: a principal's allowance is its own", code)
 	}
 }

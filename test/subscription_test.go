@@ -79,6 +79,24 @@ func TestEventsSubscription(t *testing.T) {
 		t.Fatalf("events %v, want PlanViewed then PlanApproved", types)
 	}
 
+	// A mutation over the websocket is refused, and nothing is written:
+	// the body limit, the UTF-8 check and the rate limit count HTTP requests.
+	send(map[string]any{"id": "2", "type": "subscribe", "payload": map[string]any{
+		"query": `mutation { declareFreeze(input: {environment: "production", reason: "over a websocket"}) { freezeId } }`}})
+	for {
+		m := recv()
+		if m["id"] != "2" {
+			continue
+		}
+		if raw, _ := json.Marshal(m); !strings.Contains(string(raw), `"code":"INVALID_INPUT"`) {
+			t.Fatalf("mutation over a websocket: %s", raw)
+		}
+		break
+	}
+	if d := mustData(t)(s.gql(t, bob, `{ freezes { id } }`, nil)); len(d["freezes"].([]any)) != 0 {
+		t.Fatalf("freezes after a websocket mutation: %v", d)
+	}
+
 	// An anonymous websocket operation is refused.
 	conn2, _, err := websocket.Dial(ctx, strings.Replace(s.url, "http", "ws", 1)+"/graphql", &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
 	if err != nil {

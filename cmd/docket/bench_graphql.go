@@ -226,17 +226,24 @@ func benchGraphQL(ctx context.Context, out io.Writer, clients int, warmup, durat
 	k.GrantRole(ctx, sys, "alice", domain.RoleRequester, nil)
 	k.RegisterPrincipal(ctx, sys, "bob", "bob", "")
 	k.GrantRole(ctx, sys, "bob", domain.RoleApprover, domain.Scope{{Resource: "file:**", Verbs: []domain.Verb{domain.Read, domain.Write}}})
-	// A token per client, as for the session credentials below: the rate
-	// limit is per token.
-	bobToks := make([]string, clients)
-	for i := range bobToks {
-		if bobToks[i], err = k.IssueToken(ctx, sys, "bob"); err != nil {
-			return err
-		}
-	}
-	bob, err := k.Authenticate(ctx, bobToks[0])
+	bobTok, err := k.IssueToken(ctx, sys, "bob")
 	if err != nil {
 		return err
+	}
+	bob, err := k.Authenticate(ctx, bobTok)
+	if err != nil {
+		return err
+	}
+	// An auditor per client for the trivial query, as a session per
+	// client below: the rate limit is per principal and per session.
+	readerToks := make([]string, clients)
+	for i := range readerToks {
+		id := fmt.Sprintf("reader-%d", i)
+		k.RegisterPrincipal(ctx, sys, id, id, "")
+		k.GrantRole(ctx, sys, id, domain.RoleAuditor, nil)
+		if readerToks[i], err = k.IssueToken(ctx, sys, id); err != nil {
+			return err
+		}
 	}
 	k.RegisterAgent(ctx, sys, "bench", "bench", "alice", "")
 	key, _ := k.IssueAgentKey(ctx, sys, "bench")
@@ -341,7 +348,7 @@ func benchGraphQL(ctx context.Context, out io.Writer, clients int, warmup, durat
 		return err
 	}
 	after := store.Stats()
-	q := run(duration, trivial, func(i int) string { return bobToks[i] })
+	q := run(duration, trivial, func(i int) string { return readerToks[i] })
 	if err := ctx.Err(); err != nil {
 		return err // interrupted: no figures
 	}

@@ -19,7 +19,6 @@ import (
 
 	"github.com/evidence-parity/docket/anchors/anchoring"
 	kmssigner "github.com/evidence-parity/docket/anchors/kms"
-	"github.com/evidence-parity/docket/domain"
 	"github.com/evidence-parity/docket/domain/clerk"
 	"github.com/evidence-parity/docket/graph"
 	"github.com/evidence-parity/docket/portal"
@@ -196,6 +195,9 @@ var serverRuntime = sync.OnceFunc(func() {
 	}
 })
 
+// maxBody is the largest request body the server reads.
+const maxBody = 4 << 20
+
 // newRouter is the server's HTTP surface: /graphql, /metrics, /healthz and
 // /readyz behind recovery, request ids, request logs, secure headers and a
 // body limit.
@@ -208,16 +210,46 @@ func newRouter(store serverLedger, r *graph.Resolver, logger *slog.Logger, rate 
 	gql := graph.NewHandler(r, logger, graph.Limits{})
 	m := newMetrics(store)
 	e := echo.New()
-	e.Use(middleware.Recover(), middleware.RequestID(), m.observe(logger), middleware.Secure(), middleware.BodyLimit(4<<20))
+	fallback := e.HTTPErrorHandler
+	e.HTTPErrorHandler = func(c *echo.Context, err error) {
+		// A request to /graphql refused before GraphQL ran (too large,
+		// over its rate) is answered in GraphQL's shape too.
+		var sc echo.HTTPStatusCoder
+		if c.Path() != "/graphql" || !errors.As(err, &sc) {
+			fallback(c, err)
+			return
+		}
+		if r, _ := echo.UnwrapResponse(c.Response()); r != nil && r.Committed {
+			return
+		}
+		switch sc.StatusCode() {
+		case http.StatusRequestEntityTooLarge:
+			graph.WriteError(c.Response(), http.StatusRequestEntityTooLarge, "INVALID_INPUT", fmt.Sprintf("request body larger than %d MiB", maxBody>>20))
+		case http.StatusTooManyRequests:
+			graph.WriteError(c.Response(), http.StatusTooManyRequests, "RATE_LIMITED", "too many requests: over the rate limit, try again shortly")
+		default:
+			fallback(c, err)
+		}
+	}
+	e.Use(middleware.Recover(), middleware.RequestID(), m.observe(logger), middleware.Secure(), middleware.BodyLimit(maxBody))
+	// Authentication at the boundary, before the rate limiter counts the
+	// request against whoever it authenticates as.
+	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c *echo.Context) error {
+			c.SetRequest(r.AuthenticateRequest(c.Request()))
+			return next(c)
+		}
+	})
 	if rate > 0 {
 		e.Use(middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
 			Store: middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{Rate: rate, Burst: int(2 * rate), ExpiresIn: 3 * time.Minute}),
-			// Per principal: the bearer token (hashed, never kept), else the address.
+			// Per principal, agent or session, whichever tokens it
+			// presents; a request without a valid one, per address.
 			IdentifierExtractor: func(c *echo.Context) (string, error) {
-				if h := c.Request().Header.Get("Authorization"); h != "" {
-					return domain.HashSecret(h), nil
+				if key, ok := graph.RateKey(c.Request().Context()); ok {
+					return key, nil
 				}
-				return c.RealIP(), nil
+				return "address:" + c.RealIP(), nil
 			},
 		}))
 	}

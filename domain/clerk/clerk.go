@@ -84,6 +84,16 @@ type state[S any] interface {
 // and the revision an append must expect. The folded state is cached: the
 // log is append-only, so only events after it are read and applied.
 func load[S any, P state[S]](ctx context.Context, k *Clerk, stream string) (*S, ledger.ExpectedRevision, error) {
+	s, rev, err := peek[S, P](ctx, k, stream)
+	if err != nil {
+		return nil, ledger.Any, err
+	}
+	return P(s).Clone(), rev, nil
+}
+
+// peek is load for a caller that only reads: the state it returns is the
+// cache's own and must not be changed.
+func peek[S any, P state[S]](ctx context.Context, k *Clerk, stream string) (*S, ledger.ExpectedRevision, error) {
 	s, next, ok := cachedState[S](&k.cache, stream)
 	if !ok {
 		s, next = new(S), 0
@@ -98,9 +108,9 @@ func load[S any, P state[S]](ctx context.Context, k *Clerk, stream string) (*S, 
 		}
 	}
 	if next == 0 {
-		return P(s).Clone(), ledger.NoStream, nil
+		return s, ledger.NoStream, nil
 	}
-	return P(s).Clone(), ledger.Exact(next - 1), nil
+	return s, ledger.Exact(next - 1), nil
 }
 
 // extend applies recs, which must follow revision next-1, to a copy of s

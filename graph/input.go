@@ -1,0 +1,50 @@
+package graph
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"unicode/utf8"
+)
+
+// validUTF8 refuses a request whose body or query string is not valid
+// UTF-8 before gqlgen decodes it: encoding/json would replace each bad
+// byte with U+FFFD and the ledger would store text the client never sent.
+// A POST body is read whole (the server's body limit bounds it) and handed
+// on as read.
+func validUTF8(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.Body != nil {
+			buf := bytes.NewBuffer(make([]byte, 0, max(0, min(r.ContentLength, 64<<10))+bytes.MinRead))
+			if _, err := buf.ReadFrom(r.Body); err != nil {
+				// The body limit's refusal, or a client that went away.
+				WriteError(w, http.StatusRequestEntityTooLarge, "INVALID_INPUT", "request body unreadable: "+err.Error())
+				return
+			}
+			if !utf8.Valid(buf.Bytes()) {
+				WriteError(w, http.StatusBadRequest, "INVALID_INPUT", "request body is not valid UTF-8")
+				return
+			}
+			r.Body = io.NopCloser(buf)
+		}
+		for _, vs := range r.URL.Query() {
+			for _, v := range vs {
+				if !utf8.ValidString(v) {
+					WriteError(w, http.StatusBadRequest, "INVALID_INPUT", "query string is not valid UTF-8")
+					return
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// WriteError answers a request refused before GraphQL ran (too large,
+// not UTF-8, over its rate) in GraphQL's shape, so a client reads every
+// refusal's extensions.code the same way.
+func WriteError(w http.ResponseWriter, status int, code, message string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"errors": []any{map[string]any{"message": message, "extensions": map[string]any{"code": code}}}})
+}
