@@ -15,7 +15,8 @@ type caller struct {
 	actor *domain.Actor // a principal or an agent
 	// session is a session credential the ledger issued, live or dead:
 	// the commands that take it decide whether it may still act.
-	session string
+	session   string
+	sessionID string
 	// key names whom the request's rate is counted against.
 	key string
 }
@@ -43,7 +44,7 @@ func (r *Resolver) authenticate(ctx context.Context, header string) (caller, err
 		if err != nil {
 			return caller{}, err
 		}
-		return caller{session: token, key: "session:" + changeID + "." + sessionID}, nil
+		return caller{session: token, sessionID: sessionID, key: "session:" + changeID + "." + sessionID}, nil
 	}
 	auth := r.Auth
 	if auth == nil {

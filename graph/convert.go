@@ -23,6 +23,14 @@ func planFrom(in model.PlanInput) domain.Plan {
 	return p
 }
 
+// orNull is a nullable string field's value: null for an empty string.
+func orNull(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
 func deref(s *string) string {
 	if s == nil {
 		return ""

@@ -38,12 +38,21 @@ func NewHandler(r *Resolver, logger *slog.Logger, lim Limits) http.Handler {
 		logger = slog.Default()
 	}
 	cfg := generated.Config{Resolvers: r}
+	// A list's cost is its page size times its items'.
 	cfg.Complexity.Query.Changes = func(child int, first *int, _ *string, _ *model.ChangeFilter) int {
-		n := 20
-		if first != nil {
-			n = *first
-		}
-		return 1 + n*child
+		return 1 + pageSize(first, 20)*child
+	}
+	cfg.Complexity.Query.Sample = func(child int, _, _ time.Time, size *int, _ string) int {
+		return 1 + pageSize(size, 25)*child
+	}
+	cfg.Complexity.Query.Exceptions = func(child int, _ *bool, first *int) int {
+		return 1 + pageSize(first, 50)*child
+	}
+	cfg.Complexity.Query.Sessions = func(child int, _, _ *string, _ *bool, first *int) int {
+		return 1 + pageSize(first, 50)*child
+	}
+	cfg.Complexity.Query.Checkpoints = func(child int, last *int) int {
+		return 1 + pageSize(last, 10)*child
 	}
 	srv := handler.New(generated.NewExecutableSchema(cfg))
 	// The default websocket implementation refuses cross-origin upgrades.
@@ -89,6 +98,15 @@ func NewHandler(r *Resolver, logger *slog.Logger, lim Limits) http.Handler {
 		return next(context.WithValue(ctx, callerKey{}, o.caller))
 	})
 	return validUTF8(srv)
+}
+
+// pageSize is the number of items a list argument asks for, or its
+// default; a negative one counts as none (the resolver refuses it).
+func pageSize(n *int, def int) int {
+	if n == nil {
+		return def
+	}
+	return max(*n, 0)
 }
 
 // websocketKey marks the context of a websocket connection's operations.

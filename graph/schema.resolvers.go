@@ -8,6 +8,7 @@ package graph
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 
 	"github.com/evidence-parity/docket/domain"
@@ -16,6 +17,21 @@ import (
 	"github.com/evidence-parity/docket/graph/model"
 	"github.com/evidence-parity/docket/projections"
 )
+
+// Approver is the resolver for the approver field.
+func (r *changeResolver) Approver(ctx context.Context, obj *answers.ChangeView) (*string, error) {
+	return orNull(obj.Approver), nil
+}
+
+// Session is the resolver for the session field.
+func (r *exceptionResolver) Session(ctx context.Context, obj *answers.ExceptionView) (*string, error) {
+	return orNull(obj.Session), nil
+}
+
+// Disposition is the resolver for the disposition field.
+func (r *exceptionResolver) Disposition(ctx context.Context, obj *answers.ExceptionView) (*string, error) {
+	return orNull(obj.Disposition), nil
+}
 
 // RegisterPrincipal is the resolver for the registerPrincipal field.
 func (r *mutationResolver) RegisterPrincipal(ctx context.Context, input model.RegisterPrincipalInput) (*model.RegisterPrincipalPayload, error) {
@@ -175,6 +191,9 @@ func (r *mutationResolver) EndSession(ctx context.Context, input model.EndSessio
 	cred, err := session(ctx)
 	if err != nil {
 		return false, err
+	}
+	if input.SessionID != nil && *input.SessionID != callerFrom(ctx).sessionID {
+		return false, fmt.Errorf("%w: a session credential ends only its own session", domain.ErrForbidden)
 	}
 	if err := r.Clerk.EndSession(ctx, cred); err != nil {
 		return false, err
@@ -349,6 +368,27 @@ func (r *queryResolver) Exceptions(ctx context.Context, open *bool, first *int) 
 	return out, nil
 }
 
+// Sessions is the resolver for the sessions field.
+func (r *queryResolver) Sessions(ctx context.Context, changeID *string, agent *string, live *bool, first *int) ([]*projections.ChangeSession, error) {
+	if _, err := actor(ctx); err != nil {
+		return nil, err
+	}
+	n := 50
+	if first != nil {
+		n = *first
+	}
+	f := projections.SessionFilter{ChangeID: deref(changeID), Agent: deref(agent), Live: live != nil && *live, Now: r.Clerk.Now()}
+	list, err := r.Projections.Sessions(ctx, f, n)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*projections.ChangeSession, len(list))
+	for i := range list {
+		out[i] = &list[i]
+	}
+	return out, nil
+}
+
 // Principals is the resolver for the principals field.
 func (r *queryResolver) Principals(ctx context.Context) ([]*projections.PrincipalView, error) {
 	if _, err := actor(ctx); err != nil {
@@ -385,6 +425,12 @@ func (r *subscriptionResolver) Events(ctx context.Context, changeID *string) (<-
 	return r.events(ctx, changeID)
 }
 
+// Change returns generated.ChangeResolver implementation.
+func (r *Resolver) Change() generated.ChangeResolver { return &changeResolver{r} }
+
+// Exception returns generated.ExceptionResolver implementation.
+func (r *Resolver) Exception() generated.ExceptionResolver { return &exceptionResolver{r} }
+
 // Mutation returns generated.MutationResolver implementation.
 func (r *Resolver) Mutation() generated.MutationResolver { return &mutationResolver{r} }
 
@@ -401,6 +447,8 @@ func (r *Resolver) Query() generated.QueryResolver { return &queryResolver{r} }
 func (r *Resolver) Subscription() generated.SubscriptionResolver { return &subscriptionResolver{r} }
 
 type (
+	changeResolver       struct{ *Resolver }
+	exceptionResolver    struct{ *Resolver }
 	mutationResolver     struct{ *Resolver }
 	planResolver         struct{ *Resolver }
 	principalResolver    struct{ *Resolver }

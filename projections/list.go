@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"iter"
+	"slices"
 	"strings"
 	"time"
 
@@ -143,19 +145,9 @@ func (p *Projector) Exceptions(ctx context.Context, open bool, first int) ([]Cha
 	if first <= 0 || first > MaxPage {
 		return nil, fmt.Errorf("%w: first must be 1..%d", domain.ErrInvalidInput, MaxPage)
 	}
-	rows, err := p.db.QueryContext(ctx, `SELECT view FROM changes WHERE json_array_length(view, '$.exceptions') > 0 ORDER BY submitted_at DESC, id DESC`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
 	out := []ChangeException{}
-	for rows.Next() && len(out) < first {
-		var raw []byte
-		if err := rows.Scan(&raw); err != nil {
-			return nil, err
-		}
-		var v ChangeView
-		if err := json.Unmarshal(raw, &v); err != nil {
+	for v, err := range p.views(ctx, `SELECT view FROM changes WHERE json_array_length(view, '$.exceptions') > 0 ORDER BY submitted_at DESC, id DESC`) {
+		if err != nil {
 			return nil, err
 		}
 		for i := range v.Exceptions {
@@ -163,6 +155,97 @@ func (p *Projector) Exceptions(ctx context.Context, open bool, first int) ([]Cha
 				out = append(out, ChangeException{ChangeID: v.ID, Exception: x})
 			}
 		}
+		if len(out) == first {
+			break
+		}
 	}
-	return out, rows.Err()
+	return out, nil
+}
+
+// views runs a query whose one column is a change view and yields the
+// views in its order, until the caller stops.
+func (p *Projector) views(ctx context.Context, query string, args ...any) iter.Seq2[*ChangeView, error] {
+	return func(yield func(*ChangeView, error) bool) {
+		rows, err := p.db.QueryContext(ctx, query, args...)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var raw []byte
+			if err := rows.Scan(&raw); err != nil {
+				yield(nil, err)
+				return
+			}
+			v := new(ChangeView)
+			if err := json.Unmarshal(raw, v); err != nil {
+				yield(nil, err)
+				return
+			}
+			if !yield(v, nil) {
+				return
+			}
+		}
+		if err := rows.Err(); err != nil {
+			yield(nil, err)
+		}
+	}
+}
+
+// ChangeSession is a session with the change it belongs to.
+type ChangeSession struct {
+	ChangeID string
+	Session  *SessionView
+}
+
+// SessionFilter narrows Sessions: to one change, to one agent's, to the
+// live ones (not revoked, ended or expired at Now, on a change still open
+// whose plan has not been revised since).
+type SessionFilter struct {
+	ChangeID, Agent string
+	Live            bool
+	Now             time.Time
+}
+
+// live reports whether a session's credential may still act at now, as
+// the clerk decides it (domain.CheckSession) short of the agent's
+// retirement, which the change view does not hold.
+func live(c *ChangeView, s *SessionView, now time.Time) bool {
+	closed := c.Status == "promoted" || c.Status == "rolled-back"
+	return !s.Revoked && !s.Ended && now.Before(s.ExpiresAt) && s.PlanHash == c.PlanHash && !closed
+}
+
+// Sessions lists the sessions of all changes that f admits, newest change
+// first and, within a change, newest issued first; at most first of them.
+func (p *Projector) Sessions(ctx context.Context, f SessionFilter, first int) ([]ChangeSession, error) {
+	if first <= 0 || first > MaxPage {
+		return nil, fmt.Errorf("%w: first must be 1..%d", domain.ErrInvalidInput, MaxPage)
+	}
+	q := `SELECT view FROM changes WHERE json_array_length(view, '$.sessions') > 0`
+	var args []any
+	if f.ChangeID != "" {
+		q += ` AND id = ?`
+		args = append(args, f.ChangeID)
+	}
+	if f.Agent != "" {
+		q += ` AND agent = ?`
+		args = append(args, f.Agent)
+	}
+	out := []ChangeSession{}
+	for v, err := range p.views(ctx, q+` ORDER BY submitted_at DESC, id DESC`, args...) {
+		if err != nil {
+			return nil, err
+		}
+		slices.SortStableFunc(v.Sessions, func(a, b SessionView) int { return b.IssuedAt.Compare(a.IssuedAt) })
+		for i := range v.Sessions {
+			if s := &v.Sessions[i]; (!f.Live || live(v, s, f.Now)) && len(out) < first {
+				out = append(out, ChangeSession{ChangeID: v.ID, Session: s})
+			}
+		}
+		if len(out) == first {
+			break
+		}
+	}
+	return out, nil
 }

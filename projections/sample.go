@@ -157,22 +157,12 @@ func (p *Projector) eachView(ctx context.Context, from, to time.Time, f func(*Ch
 // Queue returns the changes awaiting a decision (submitted, not yet
 // approved or rejected), oldest first.
 func (p *Projector) Queue(ctx context.Context) ([]*ChangeView, error) {
-	rows, err := p.db.QueryContext(ctx, `SELECT view FROM changes WHERE status = 'submitted' ORDER BY submitted_at, id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
 	var out []*ChangeView
-	for rows.Next() {
-		var raw []byte
-		if err := rows.Scan(&raw); err != nil {
+	for v, err := range p.views(ctx, `SELECT view FROM changes WHERE status = 'submitted' ORDER BY submitted_at, id`) {
+		if err != nil {
 			return nil, err
 		}
-		var v ChangeView
-		if err := json.Unmarshal(raw, &v); err != nil {
-			return nil, err
-		}
-		out = append(out, &v)
+		out = append(out, v)
 	}
-	return out, rows.Err()
+	return out, nil
 }

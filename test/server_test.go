@@ -294,9 +294,16 @@ func TestServerLifecycleOverHTTP(t *testing.T) {
 			}
 		}
 	}
-	// Over the cost limit: 1,000 changes, each with its answers.
-	if _, errs := s.gql(t, carol, `{ changes(first: 1000) { edges { node { id answers { attributes { name events } } } } } }`, nil); errCode(errs) != "INVALID_INPUT" {
-		t.Errorf("over the cost limit: %v, want INVALID_INPUT", errs)
+	// Over the cost limit: a thousand items of each list, each with its
+	// answers.
+	for _, q := range []string{
+		`{ changes(first: 1000) { edges { node { id answers { attributes { name events } } } } } }`,
+		`{ sample(from: "2026-01-01T00:00:00Z", to: "2027-01-01T00:00:00Z", size: 1000, seed: "s") { changes { answers { attributes { name events } } } } }`,
+		`{ exceptions(first: 1000) { changeId exception { id kind session reason resolved disposition } } sessions(first: 1000) { changeId session { id agent credentialId planHash issuedAt expiresAt revoked ended actions } } }`,
+	} {
+		if _, errs := s.gql(t, carol, q, nil); errCode(errs) != "INVALID_INPUT" {
+			t.Errorf("over the cost limit, %s: %v, want INVALID_INPUT", q, errs)
+		}
 	}
 	big := bytes.Repeat([]byte("x"), 10<<20)
 	req, _ := http.NewRequest("POST", s.url+"/graphql", bytes.NewReader(big))

@@ -267,6 +267,9 @@ func (k *Clerk) secret(prefix, ref string) (string, string, error) {
 	return s, domain.HashSecret(s), nil
 }
 
+// Now is the clerk's clock: the time its decisions are taken at.
+func (k *Clerk) Now() time.Time { return k.now() }
+
 func ledgerActor(a domain.Actor) ledger.Actor {
 	switch a.Kind {
 	case domain.ActorHuman:

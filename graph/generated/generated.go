@@ -33,6 +33,8 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	Change() ChangeResolver
+	Exception() ExceptionResolver
 	Mutation() MutationResolver
 	Plan() PlanResolver
 	Principal() PrincipalResolver
@@ -106,6 +108,11 @@ type ComplexityRoot struct {
 	ChangeException struct {
 		ChangeID  func(childComplexity int) int
 		Exception func(childComplexity int) int
+	}
+
+	ChangeSession struct {
+		ChangeID func(childComplexity int) int
+		Session  func(childComplexity int) int
 	}
 
 	Checkpoint struct {
@@ -231,6 +238,7 @@ type ComplexityRoot struct {
 		Principals  func(childComplexity int) int
 		Proof       func(childComplexity int, eventID string) int
 		Sample      func(childComplexity int, from time.Time, to time.Time, size *int, seed string) int
+		Sessions    func(childComplexity int, changeID *string, agent *string, live *bool, first *int) int
 	}
 
 	RegisterAgentPayload struct {
@@ -305,6 +313,14 @@ type ComplexityRoot struct {
 
 // region    ************************** generated!.gotpl **************************
 
+type ChangeResolver interface {
+	Approver(ctx context.Context, obj *answers.ChangeView) (*string, error)
+}
+type ExceptionResolver interface {
+	Session(ctx context.Context, obj *answers.ExceptionView) (*string, error)
+
+	Disposition(ctx context.Context, obj *answers.ExceptionView) (*string, error)
+}
 type MutationResolver interface {
 	RegisterPrincipal(ctx context.Context, input model.RegisterPrincipalInput) (*model.RegisterPrincipalPayload, error)
 	RegisterAgent(ctx context.Context, input model.RegisterAgentInput) (*model.RegisterAgentPayload, error)
@@ -337,6 +353,7 @@ type QueryResolver interface {
 	Proof(ctx context.Context, eventID string) (*model.Proof, error)
 	Checkpoints(ctx context.Context, last *int) ([]*model.Checkpoint, error)
 	Exceptions(ctx context.Context, open *bool, first *int) ([]*projections.ChangeException, error)
+	Sessions(ctx context.Context, changeID *string, agent *string, live *bool, first *int) ([]*projections.ChangeSession, error)
 	Principals(ctx context.Context) ([]*projections.PrincipalView, error)
 	Freezes(ctx context.Context) ([]*domain.FreezeDeclared, error)
 }
@@ -609,6 +626,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ChangeException.Exception(childComplexity), true
+
+	case "ChangeSession.changeId":
+		if e.ComplexityRoot.ChangeSession.ChangeID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChangeSession.ChangeID(childComplexity), true
+	case "ChangeSession.session":
+		if e.ComplexityRoot.ChangeSession.Session == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChangeSession.Session(childComplexity), true
 
 	case "Checkpoint.note":
 		if e.ComplexityRoot.Checkpoint.Note == nil {
@@ -1227,6 +1257,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Sample(childComplexity, args["from"].(time.Time), args["to"].(time.Time), args["size"].(*int), args["seed"].(string)), true
+	case "Query.sessions":
+		if e.ComplexityRoot.Query.Sessions == nil {
+			break
+		}
+
+		args, err := ec.field_Query_sessions_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Sessions(childComplexity, args["changeId"].(*string), args["agent"].(*string), args["live"].(*bool), args["first"].(*int)), true
 
 	case "RegisterAgentPayload.agentId":
 		if e.ComplexityRoot.RegisterAgentPayload.AgentID == nil {
@@ -1979,6 +2020,20 @@ type ChangeException {
 }
 
 extend type Query {
+  """
+  Sessions across changes, newest change first (within a change, newest
+  issued first); of one change or one agent, and live ones only (not revoked,
+  ended or expired) with live: true.
+  """
+  sessions(changeId: ID, agent: String, live: Boolean, first: Int): [ChangeSession!]!
+}
+
+type ChangeSession {
+  changeId: ID!
+  session: Session!
+}
+
+extend type Query {
   "The principals and their roles (tokens never appear)."
   principals: [Principal!]!
   "The change freezes in force."
@@ -2136,6 +2191,16 @@ func (ec *executionContext) childFields_ChangeException(ctx context.Context, fie
 		return ec.fieldContext_ChangeException_exception(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ChangeException", field.Name)
+}
+
+func (ec *executionContext) childFields_ChangeSession(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "changeId":
+		return ec.fieldContext_ChangeSession_changeId(ctx, field)
+	case "session":
+		return ec.fieldContext_ChangeSession_session(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ChangeSession", field.Name)
 }
 
 func (ec *executionContext) childFields_Checkpoint(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2924,6 +2989,44 @@ func (ec *executionContext) field_Query_sample_args(ctx context.Context, rawArgs
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_sessions_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "changeId",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["changeId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "agent",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["agent"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "live",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["live"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg3
+	return args, nil
+}
+
 func (ec *executionContext) field_Subscription_events_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3554,18 +3657,18 @@ func (ec *executionContext) _Change_approver(ctx context.Context, field graphql.
 			return ec.fieldContext_Change_approver(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Approver, nil
+			return ec.Resolvers.Change().Approver(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
-			return ec.marshalOString2string(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_Change_approver(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Change", field, false, false, "String")
+	return graphql.NewScalarFieldContext("Change", field, true, true, "String")
 }
 
 func (ec *executionContext) _Change_submittedAt(ctx context.Context, field graphql.CollectedField, obj *answers.ChangeView) (ret graphql.Marshaler) {
@@ -4031,6 +4134,61 @@ func (ec *executionContext) fieldContext_ChangeException_exception(_ context.Con
 	return fc, nil
 }
 
+func (ec *executionContext) _ChangeSession_changeId(ctx context.Context, field graphql.CollectedField, obj *projections.ChangeSession) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChangeSession_changeId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ChangeID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChangeSession_changeId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChangeSession", field, false, false, "ID")
+}
+
+func (ec *executionContext) _ChangeSession_session(ctx context.Context, field graphql.CollectedField, obj *projections.ChangeSession) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChangeSession_session(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Session, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *answers.SessionView) graphql.Marshaler {
+			return ec.marshalNSession2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚋanswersᚐSessionView(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChangeSession_session(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ChangeSession",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Session(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Checkpoint_size(ctx context.Context, field graphql.CollectedField, obj *model.Checkpoint) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4348,18 +4506,18 @@ func (ec *executionContext) _Exception_session(ctx context.Context, field graphq
 			return ec.fieldContext_Exception_session(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Session, nil
+			return ec.Resolvers.Exception().Session(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
-			return ec.marshalOString2string(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_Exception_session(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Exception", field, false, false, "String")
+	return graphql.NewScalarFieldContext("Exception", field, true, true, "String")
 }
 
 func (ec *executionContext) _Exception_reason(ctx context.Context, field graphql.CollectedField, obj *answers.ExceptionView) (ret graphql.Marshaler) {
@@ -4417,18 +4575,18 @@ func (ec *executionContext) _Exception_disposition(ctx context.Context, field gr
 			return ec.fieldContext_Exception_disposition(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Disposition, nil
+			return ec.Resolvers.Exception().Disposition(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
-			return ec.marshalOString2string(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_Exception_disposition(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Exception", field, false, false, "String")
+	return graphql.NewScalarFieldContext("Exception", field, true, true, "String")
 }
 
 func (ec *executionContext) _Freeze_id(ctx context.Context, field graphql.CollectedField, obj *domain.FreezeDeclared) (ret graphql.Marshaler) {
@@ -6383,6 +6541,50 @@ func (ec *executionContext) fieldContext_Query_exceptions(ctx context.Context, f
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_exceptions_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_sessions(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_sessions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Sessions(ctx, fc.Args["changeId"].(*string), fc.Args["agent"].(*string), fc.Args["live"].(*bool), fc.Args["first"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*projections.ChangeSession) graphql.Marshaler {
+			return ec.marshalNChangeSession2ᚕᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐChangeSessionᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_sessions(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ChangeSession(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_sessions_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -9688,92 +9890,93 @@ func (ec *executionContext) _Change(ctx context.Context, sel ast.SelectionSet, o
 		case "id":
 			out.Values[i] = ec._Change_id(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "status":
 			out.Values[i] = ec._Change_status(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "version":
 			out.Values[i] = ec._Change_version(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "planHash":
 			out.Values[i] = ec._Change_planHash(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "plan":
 			out.Values[i] = ec._Change_plan(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "agent":
 			out.Values[i] = ec._Change_agent(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "requestedBy":
 			out.Values[i] = ec._Change_requestedBy(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "approver":
-			out.Values[i] = ec._Change_approver(ctx, field, obj)
-			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
-			}
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Change_approver(ctx, field, obj)
+				})
 		case "submittedAt":
 			out.Values[i] = ec._Change_submittedAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "approvedAt":
 			out.Values[i] = ec._Change_approvedAt(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "promotedAt":
 			out.Values[i] = ec._Change_promotedAt(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "review":
 			out.Values[i] = ec._Change_review(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "sessions":
 			out.Values[i] = ec._Change_sessions(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "actions":
 			out.Values[i] = ec._Change_actions(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "outOfScope":
 			out.Values[i] = ec._Change_outOfScope(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "exceptions":
 			out.Values[i] = ec._Change_exceptions(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "unresolved":
 			out.Values[i] = ec._Change_unresolved(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "answers":
 			out.Values[i] = ec._Change_answers(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -9891,6 +10094,44 @@ func (ec *executionContext) _ChangeException(ctx context.Context, sel ast.Select
 			}
 		case "exception":
 			out.Values[i] = ec._ChangeException_exception(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var changeSessionImplementors = []string{"ChangeSession"}
+
+func (ec *executionContext) _ChangeSession(ctx context.Context, sel ast.SelectionSet, obj *projections.ChangeSession) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, changeSessionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ChangeSession")
+		case "changeId":
+			out.Values[i] = ec._ChangeSession_changeId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "session":
+			out.Values[i] = ec._ChangeSession_session(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -10064,33 +10305,35 @@ func (ec *executionContext) _Exception(ctx context.Context, sel ast.SelectionSet
 		case "id":
 			out.Values[i] = ec._Exception_id(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "kind":
 			out.Values[i] = ec._Exception_kind(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "session":
-			out.Values[i] = ec._Exception_session(ctx, field, obj)
-			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
-			}
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Exception_session(ctx, field, obj)
+				})
 		case "reason":
 			out.Values[i] = ec._Exception_reason(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "resolved":
 			out.Values[i] = ec._Exception_resolved(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "disposition":
-			out.Values[i] = ec._Exception_disposition(ctx, field, obj)
-			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
-			}
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Exception_disposition(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -10746,6 +10989,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_exceptions(ctx, field)
+				})
+		case "sessions":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_sessions(ctx, field)
 				})
 		case "principals":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
@@ -11785,6 +12034,30 @@ func (ec *executionContext) unmarshalNChangeRefInput2githubᚗcomᚋevidenceᚑp
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) marshalNChangeSession2ᚕᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐChangeSessionᚄ(ctx context.Context, sel ast.SelectionSet, v []*projections.ChangeSession) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNChangeSession2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐChangeSession(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNChangeSession2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋprojectionsᚐChangeSession(ctx context.Context, sel ast.SelectionSet, v *projections.ChangeSession) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ChangeSession!")
+		return graphql.Null
+	}
+	return ec._ChangeSession(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNCheckpoint2ᚕᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋgraphᚋmodelᚐCheckpointᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.Checkpoint) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -12133,6 +12406,14 @@ func (ec *executionContext) marshalNSession2ᚕgithubᚗcomᚋevidenceᚑparity�
 	}
 
 	return ret
+}
+
+func (ec *executionContext) marshalNSession2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚋanswersᚐSessionView(ctx context.Context, sel ast.SelectionSet, v *answers.SessionView) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Session!")
+		return graphql.Null
+	}
+	return ec._Session(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNSessionPayload2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋgraphᚋmodelᚐSessionPayload(ctx context.Context, sel ast.SelectionSet, v *model.SessionPayload) graphql.Marshaler {
@@ -12539,18 +12820,6 @@ func (ec *executionContext) unmarshalOScopeRuleInput2ᚕᚖgithubᚗcomᚋeviden
 		}
 	}
 	return res, nil
-}
-
-func (ec *executionContext) unmarshalOString2string(ctx context.Context, v any) (string, error) {
-	res, err := graphql.UnmarshalString(v)
-	return res, graphql.ErrorOnPath(ctx, err)
-}
-
-func (ec *executionContext) marshalOString2string(ctx context.Context, sel ast.SelectionSet, v string) graphql.Marshaler {
-	_ = sel
-	_ = ctx
-	res := graphql.MarshalString(v)
-	return res
 }
 
 func (ec *executionContext) unmarshalOString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
