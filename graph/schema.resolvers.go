@@ -279,7 +279,7 @@ func (r *queryResolver) Changes(ctx context.Context, first *int, after *string, 
 	}
 	var f projections.Filter
 	if filter != nil {
-		f = projections.Filter{PromotedFrom: filter.PromotedFrom, PromotedTo: filter.PromotedTo, Status: deref(filter.Status),
+		f = projections.Filter{PromotedFrom: filter.PromotedFrom, PromotedTo: filter.PromotedTo, SubmittedFrom: filter.SubmittedFrom, SubmittedTo: filter.SubmittedTo, Status: deref(filter.Status),
 			Agent: deref(filter.Agent), Approver: deref(filter.Approver), HasDeviation: filter.HasDeviation, Emergency: filter.Emergency}
 	}
 	page, err := r.Projections.List(ctx, f, n, deref(after))

@@ -17,8 +17,11 @@ import (
 type Filter struct {
 	// PromotedFrom and PromotedTo select changes promoted in [from, to).
 	PromotedFrom, PromotedTo *time.Time
-	Status, Agent, Approver  string
-	HasDeviation, Emergency  *bool
+	// SubmittedFrom and SubmittedTo select changes submitted in [from,
+	// to), promoted or not.
+	SubmittedFrom, SubmittedTo *time.Time
+	Status, Agent, Approver    string
+	HasDeviation, Emergency    *bool
 }
 
 // Page is one page of changes, newest first.
@@ -51,6 +54,12 @@ func (p *Projector) List(ctx context.Context, f Filter, first int, after string)
 	}
 	if f.PromotedTo != nil {
 		add("promoted_at < ?", f.PromotedTo.UTC().Format(sortableTime))
+	}
+	if f.SubmittedFrom != nil {
+		add("submitted_at >= ?", f.SubmittedFrom.UTC().Format(sortableTime))
+	}
+	if f.SubmittedTo != nil {
+		add("submitted_at < ?", f.SubmittedTo.UTC().Format(sortableTime))
 	}
 	if f.Status != "" {
 		add("status = ?", f.Status)

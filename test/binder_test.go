@@ -54,9 +54,7 @@ func TestBinderExportAndVerify(t *testing.T) {
 	raw, _ := os.ReadFile(bundle)
 	json.Unmarshal(raw, &bd)
 	srv := startCmd(t, exec.Command(bin, "serve", "--data", data, "--listen", "127.0.0.1:0", "--anchor-interval", "0"))
-	creds := map[string]string{}
-	cr, _ := os.ReadFile(filepath.Join(data, "demo-credentials.json"))
-	json.Unmarshal(cr, &creds)
+	creds := demoCredentials(t, data)
 	fromT, _ := time.Parse("2006-01-02", from)
 	toT, _ := time.Parse("2006-01-02", to)
 	d, errs := srv.gql(t, creds["auditor"], `query($from: Time!, $to: Time!) { sample(from: $from, to: $to, size: 5, seed: "q4-audit") { changes { id } } }`,

@@ -51,6 +51,19 @@ func TestCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Without its credentials file the demo data is not recognised, and
+	// the demo refuses a ledger that holds anything.
+	moved := filepath.Join(t.TempDir(), "creds.json")
+	if err := os.Rename(filepath.Join(data, "demo-credentials.json"), moved); err != nil {
+		t.Fatal(err)
+	}
+	before := run(t, bin, "verify", "ledger", "--data", data)
+	if code, _, stderr := runCode(t, bin, "demo", "--data", data); code != 1 || !strings.Contains(stderr, "seeds only an empty ledger") {
+		t.Fatalf("demo on a ledger without its credentials file: exit %d, %q", code, stderr)
+	}
+	if after := run(t, bin, "verify", "ledger", "--data", data); eventCount(t, after) != eventCount(t, before) {
+		t.Fatalf("the refused demo wrote: %q, then %q", before, after)
+	}
 	for _, role := range []string{"admin", "auditor", "approver", "requester", "agent"} {
 		if !strings.Contains(string(creds), `"`+role+`": "dkt_`) {
 			t.Errorf("demo-credentials.json has no %s credential:\n%s", role, creds)

@@ -2,7 +2,6 @@ package test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -53,11 +52,7 @@ func TestESDBServeAndVerify(t *testing.T) {
 		t.Fatalf("demo printed:\n%s", demo)
 	}
 	fp := strings.TrimSpace(run(t, bin, "keys", "show", "--fingerprint", "--data", node1))
-	var creds map[string]string
-	raw, err := os.ReadFile(filepath.Join(node1, "demo-credentials.json"))
-	if err != nil || json.Unmarshal(raw, &creds) != nil {
-		t.Fatalf("demo credentials: %v", err)
-	}
+	creds := demoCredentials(t, node1)
 	// The second node signs with the same key (in production: the same KMS key).
 	key, err := os.ReadFile(filepath.Join(node1, "keys", "checkpoint.pem"))
 	if err != nil {

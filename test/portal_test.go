@@ -2,7 +2,6 @@ package test
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
@@ -59,9 +58,7 @@ func TestPortalInChromium(t *testing.T) {
 	bin := buildDocket(t)
 	data := t.TempDir()
 	run(t, bin, "demo", "--data", data)
-	var creds map[string]string
-	raw, _ := os.ReadFile(filepath.Join(data, "demo-credentials.json"))
-	json.Unmarshal(raw, &creds)
+	creds := demoCredentials(t, data)
 	srv := startCmd(t, exec.Command(bin, "serve", "--data", data, "--listen", "127.0.0.1:0", "--anchor-interval", "0"))
 	ctx := chrome(t)
 

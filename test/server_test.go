@@ -351,6 +351,21 @@ func TestServerLifecycleOverHTTP(t *testing.T) {
 	}
 }
 
+// demoCredentials reads the token of each demo role that `docket demo`
+// wrote in data.
+func demoCredentials(t *testing.T, data string) map[string]string {
+	t.Helper()
+	var creds map[string]string
+	raw, err := os.ReadFile(filepath.Join(data, "demo-credentials.json"))
+	if err == nil {
+		err = json.Unmarshal(raw, &creds)
+	}
+	if err != nil {
+		t.Fatalf("demo credentials: %v", err)
+	}
+	return creds
+}
+
 // eventCount reads the ledger's size from `docket verify ledger`'s summary.
 func eventCount(t *testing.T, summary string) string {
 	t.Helper()

@@ -26,7 +26,8 @@ fifty changes by three agents over the last 90 days: deviations revoked and
 resolved, a rubber-stamp approval, an emergency change approved late, an
 issuance refused during a freeze, a promotion blocked by failing tests, a
 rollback. Writes demo-credentials.json (mode 0600) in the data folder with a
-token for each role. Running it again on the same folder changes nothing.
+token for each role. Running it again on the same folder changes nothing; it
+refuses a ledger that holds events but no demo-credentials.json.
 Then it signs a checkpoint and verifies the whole ledger.`,
 		Args: cobra.NoArgs,
 	}
@@ -54,6 +55,15 @@ Then it signs a checkpoint and verifies the whole ledger.`,
 		}
 		if err != nil {
 			return err
+		}
+		// Never into a ledger that holds anything: a real one, or demo
+		// data whose credentials file was removed.
+		if size, _, err := s.Head(ctx); err != nil || size > 0 {
+			s.Close()
+			if err != nil {
+				return err
+			}
+			return fmt.Errorf("the ledger %s already holds %d events and %s does not exist: the demo seeds only an empty ledger (use a new --data folder)", s.Path(), size, credsPath)
 		}
 		fmt.Fprintf(out, "ledger   %s (origin %s)\n", s.Path(), s.Origin())
 		fmt.Fprintln(out, "warning: the checkpoint key is a local file, not externally custodied (use KMS in production)")

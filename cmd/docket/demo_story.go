@@ -134,10 +134,25 @@ func runDemo(ctx context.Context, out io.Writer, k *clerk.Clerk, clock *demoCloc
 		if err != nil {
 			return nil, fmt.Errorf("change %d: %w", i, err)
 		}
+		uses := []domain.ResourceUse{
+			{Resource: "file:" + repo + "/" + w.dir + "/main.go", Verb: domain.Write},
+			{Resource: "cmd:go test ./" + w.dir + "/...", Verb: domain.Exec},
+		}
 		var ses clerk.Session
 		if plan.Emergency {
-			// Credential first; the approval comes 30 hours late.
+			// The fix goes in at once under an emergency credential; the
+			// approval comes 30 hours later, past the window, and opens
+			// the overdue exception.
 			if ses, err = k.RequestSession(ctx, agent, id); err != nil {
+				return nil, err
+			}
+			for _, u := range uses {
+				clock.advance(time.Minute)
+				if _, err := k.RecordAction(ctx, ses.Credential, "tool_call", []domain.ResourceUse{u}, "", "ok"); err != nil {
+					return nil, fmt.Errorf("change %d: emergency fix: %w", i, err)
+				}
+			}
+			if err := k.EndSession(ctx, ses.Credential); err != nil {
 				return nil, err
 			}
 			clock.advance(30 * time.Hour)
@@ -157,7 +172,7 @@ func runDemo(ctx context.Context, out io.Writer, k *clerk.Clerk, clock *demoCloc
 			return nil, fmt.Errorf("change %d: %w", i, err)
 		}
 		if plan.Emergency {
-			ses = clerk.Session{} // the emergency credential expired meanwhile
+			ses = clerk.Session{} // the follow-up runs under a session of its own
 		}
 		if i == 21 {
 			frz, err := k.DeclareFreeze(ctx, actors["bob"], "production", nil, "quarter-end close")
@@ -179,10 +194,6 @@ func runDemo(ctx context.Context, out io.Writer, k *clerk.Clerk, clock *demoCloc
 			}
 		}
 		clock.advance(3 * time.Minute)
-		uses := []domain.ResourceUse{
-			{Resource: "file:" + repo + "/" + w.dir + "/main.go", Verb: domain.Write},
-			{Resource: "cmd:go test ./" + w.dir + "/...", Verb: domain.Exec},
-		}
 		if i == 5 || i == 30 {
 			uses = append(uses, domain.ResourceUse{Resource: "file:" + repo + "/" + w.dir + "/../../deploy/prod.env", Verb: domain.Read})
 		}

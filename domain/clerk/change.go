@@ -82,7 +82,14 @@ func (k *Clerk) ViewPlan(ctx context.Context, by domain.Actor, changeID string) 
 // Approve approves the plan hash the approver reviewed.
 func (k *Clerk) Approve(ctx context.Context, by domain.Actor, changeID, planHash, comment string) error {
 	_, err := update[domain.Change](ctx, k, domain.ChangeStream(changeID), changeID, ledgerActor(by), func(c *domain.Change, now time.Time) ([]domain.Event, error) {
-		return domain.Approve(c, by, planHash, comment, now, k.policy)
+		// An emergency change approved after its window: the overdue
+		// exception opens with the approval, if nothing opened it before.
+		late := domain.CheckEmergency(c, newID("exc-"), now, k.policy)
+		events, err := domain.Approve(c, by, planHash, comment, now, k.policy)
+		if err != nil {
+			return events, err
+		}
+		return append(late, events...), nil
 	})
 	return err
 }

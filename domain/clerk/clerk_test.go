@@ -293,16 +293,24 @@ func TestEvidenceGatesPromotion(t *testing.T) {
 	w.Verify(t)
 }
 
+// submitEmergency submits an emergency change and returns its id and plan
+// hash.
+func submitEmergency(t *testing.T, w *clerktest.World) (string, string) {
+	t.Helper()
+	p := clerktest.Plan()
+	p.Emergency = true
+	id, hash, err := w.Clerk.SubmitPlan(context.Background(), w.Agent, "", "alice", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id, hash
+}
+
 func TestEmergencyChange(t *testing.T) {
 	w := clerktest.NewWorld(t)
 	ctx := context.Background()
 	k := w.Clerk
-	p := clerktest.Plan()
-	p.Emergency = true
-	id, hash, err := k.SubmitPlan(ctx, w.Agent, "", "alice", p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	id, hash := submitEmergency(t, w)
 	ses, err := k.RequestSession(ctx, w.Agent, id)
 	if err != nil {
 		t.Fatalf("an emergency change gets a credential before approval: %v", err)
@@ -336,6 +344,36 @@ func TestEmergencyChange(t *testing.T) {
 		t.Fatalf("promotion after late approval and resolution: %v", err)
 	}
 	w.Verify(t)
+}
+
+// An emergency change approved after its window, with nothing having
+// opened the overdue exception before, gets it with the approval; one
+// approved in time gets none.
+func TestEmergencyApprovedLate(t *testing.T) {
+	for _, tc := range []struct {
+		after   time.Duration
+		overdue bool
+	}{{2 * time.Hour, false}, {30 * time.Hour, true}} {
+		w := clerktest.NewWorld(t)
+		ctx := context.Background()
+		k := w.Clerk
+		id, hash := submitEmergency(t, w)
+		w.Advance(tc.after)
+		if err := k.Approve(ctx, w.Bob, id, hash, "approved after the incident"); err != nil {
+			t.Fatal(err)
+		}
+		c, _ := k.Change(ctx, id)
+		var open int
+		for _, x := range c.Exceptions {
+			if x.Kind == domain.ExceptionEmergencyOverdue && !x.Resolved {
+				open++
+			}
+		}
+		if want := map[bool]int{true: 1, false: 0}[tc.overdue]; open != want || c.Approval == nil {
+			t.Fatalf("approved %v after submission: %d overdue exceptions, approval %v; want %d and the approval", tc.after, open, c.Approval, want)
+		}
+		w.Verify(t)
+	}
 }
 
 func TestRetiringAnAgentKillsItsSessions(t *testing.T) {

@@ -1689,9 +1689,12 @@ type Me {
 }
 
 input ChangeFilter {
-  "Promoted in [from, to): RFC 3339 times."
+  "Promoted in [from, to): RFC 3339 times (the audit period's population)."
   promotedFrom: Time
   promotedTo: Time
+  "Submitted in [from, to), promoted or not."
+  submittedFrom: Time
+  submittedTo: Time
   status: String
   agent: String
   approver: String
@@ -8817,7 +8820,7 @@ func (ec *executionContext) unmarshalInputChangeFilter(ctx context.Context, obj 
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"promotedFrom", "promotedTo", "status", "agent", "approver", "hasDeviation", "emergency"}
+	fieldsInOrder := [...]string{"promotedFrom", "promotedTo", "submittedFrom", "submittedTo", "status", "agent", "approver", "hasDeviation", "emergency"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -8838,6 +8841,20 @@ func (ec *executionContext) unmarshalInputChangeFilter(ctx context.Context, obj 
 				return it, err
 			}
 			it.PromotedTo = data
+		case "submittedFrom":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("submittedFrom"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SubmittedFrom = data
+		case "submittedTo":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("submittedTo"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SubmittedTo = data
 		case "status":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("status"))
 			data, err := ec.unmarshalOString2ᚖstring(ctx, v)

@@ -41,14 +41,17 @@ type ChangeEdge struct {
 }
 
 type ChangeFilter struct {
-	// Promoted in [from, to): RFC 3339 times.
+	// Promoted in [from, to): RFC 3339 times (the audit period's population).
 	PromotedFrom *time.Time `json:"promotedFrom,omitempty"`
 	PromotedTo   *time.Time `json:"promotedTo,omitempty"`
-	Status       *string    `json:"status,omitempty"`
-	Agent        *string    `json:"agent,omitempty"`
-	Approver     *string    `json:"approver,omitempty"`
-	HasDeviation *bool      `json:"hasDeviation,omitempty"`
-	Emergency    *bool      `json:"emergency,omitempty"`
+	// Submitted in [from, to), promoted or not.
+	SubmittedFrom *time.Time `json:"submittedFrom,omitempty"`
+	SubmittedTo   *time.Time `json:"submittedTo,omitempty"`
+	Status        *string    `json:"status,omitempty"`
+	Agent         *string    `json:"agent,omitempty"`
+	Approver      *string    `json:"approver,omitempty"`
+	HasDeviation  *bool      `json:"hasDeviation,omitempty"`
+	Emergency     *bool      `json:"emergency,omitempty"`
 }
 
 type ChangeRefInput struct {
