@@ -14,11 +14,13 @@ test:
 	$(GO) vet ./...
 	@# generated code stays generated: regenerating must change nothing
 	@tmp=$$(mktemp -d) && cp -r graph $$tmp/ && $(GO) generate ./graph && diff -r $$tmp/graph graph && rm -rf $$tmp
-	@# what the tests run against: local-kms (KMS), the reference OpenTimestamps client, Chromium (portal)
+	@# what the tests run against: local-kms (KMS), the reference OpenTimestamps client, Chromium (portal),
+	@# poppler (binder PDFs), curl and jq (the README's walk-through)
 	GO=$(GO) ./scripts/install-local-kms.sh
 	./scripts/install-ots-reference.sh
 	./scripts/install-chromium.sh
 	./scripts/install-poppler.sh
+	./scripts/install-walkthrough-tools.sh
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -race -short ./ledger/... ./domain/...
 
