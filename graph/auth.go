@@ -78,7 +78,7 @@ type outcomeKey struct{}
 // connection_init payload, and a connection outlives a credential).
 func (r *Resolver) AuthenticateRequest(req *http.Request) *http.Request {
 	header := req.Header.Get("Authorization")
-	if header == "" || strings.EqualFold(req.Header.Get("Upgrade"), "websocket") {
+	if header == "" || req.Header.Get("Upgrade") != "" { // as gqlgen's websocket transport tells upgrades
 		return req
 	}
 	c, err := r.authenticate(req.Context(), header)

@@ -78,7 +78,9 @@ func NewHandler(r *Resolver, logger *slog.Logger, lim Limits) http.Handler {
 	})
 	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 		o, ok := ctx.Value(outcomeKey{}).(authOutcome)
-		if !ok {
+		if !ok || ctx.Value(websocketKey{}) != nil {
+			// A websocket's operations are authenticated one by one: the
+			// connection outlives the credential it was opened with.
 			oc := graphql.GetOperationContext(ctx)
 			header := oc.Headers.Get("Authorization")
 			if header == "" {

@@ -2,7 +2,9 @@ package test
 
 import (
 	"database/sql"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,6 +65,21 @@ func TestCLI(t *testing.T) {
 	}
 	if after := run(t, bin, "verify", "ledger", "--data", data); eventCount(t, after) != eventCount(t, before) {
 		t.Fatalf("the refused demo wrote: %q, then %q", before, after)
+	}
+	// Nor does it make a key for a ledger it refuses (one signed by KMS,
+	// say, has no local key).
+	key := filepath.Join(data, "keys", "checkpoint.pem")
+	if err := os.Rename(key, key+".kept"); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runCode(t, bin, "demo", "--data", data); code != 1 || !strings.Contains(stderr, "seeds only an empty ledger") {
+		t.Fatalf("demo on a ledger without a local key: exit %d, %q", code, stderr)
+	}
+	if _, err := os.Stat(key); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the refused demo left a key behind: %v", err)
+	}
+	if err := os.Rename(key+".kept", key); err != nil {
+		t.Fatal(err)
 	}
 	for _, role := range []string{"admin", "auditor", "approver", "requester", "agent"} {
 		if !strings.Contains(string(creds), `"`+role+`": "dkt_`) {

@@ -45,8 +45,14 @@ func TestDeviationPathOverHTTP(t *testing.T) {
 	if _, errs := action(cred, "file:github.com/acme/api/deploy/prod.yaml"); errCode(errs) != "OUT_OF_SCOPE" {
 		t.Fatalf("out-of-scope action: %v, want OUT_OF_SCOPE", errs)
 	}
+	// The revoked credential is still the session's: it passes the
+	// boundary, and the command refuses it with a record of the attempt.
+	before := eventCount(t, verified(t, bin, data))
 	if _, errs := action(cred, "file:github.com/acme/api/src/billing/total.go"); errCode(errs) != "UNAUTHENTICATED" {
 		t.Fatalf("action with the revoked credential: %v, want UNAUTHENTICATED", errs)
+	}
+	if after := eventCount(t, verified(t, bin, data)); after != before+1 {
+		t.Fatalf("%d events before the revoked credential's attempt, %d after: want its refusal recorded", before, after)
 	}
 
 	// The read models show the revoked session and the open exception.

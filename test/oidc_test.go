@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
@@ -16,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
 	"github.com/go-jose/go-jose/v4"
 )
 
@@ -222,5 +225,53 @@ func TestPortalOIDCSignIn(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(lp), `href="/login/oidc`) {
 		t.Fatal("the sign-in page does not offer the identity provider")
+	}
+}
+
+// TestWebsocketOperationsAuthenticatedOneByOne opens a websocket with an ID
+// token about to expire (sent on the upgrade request): an operation runs
+// while the token is valid, and the same operation on the same connection
+// is refused once it has expired.
+func TestWebsocketOperationsAuthenticatedOneByOne(t *testing.T) {
+	bin := buildDocket(t)
+	data := t.TempDir()
+	run(t, bin, "principals", "add", "bob@acme.example", "--data", data, "--role", "auditor")
+	is := newIssuer(t)
+	s := startCmd(t, exec.Command(bin, "serve", "--data", data, "--listen", "127.0.0.1:0", "--oidc-issuer", is.srv.URL, "--oidc-client-id", "docket"))
+	exp := time.Now().Add(3 * time.Second).Truncate(time.Second) // JWT times are whole seconds
+	tok := is.token(t, nil, map[string]any{"iss": is.srv.URL, "sub": "u-1", "aud": "docket", "email": "bob@acme.example", "email_verified": true,
+		"iat": time.Now().Unix(), "exp": exp.Unix()})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, strings.Replace(s.url, "http", "ws", 1)+"/graphql", &websocket.DialOptions{
+		Subprotocols: []string{"graphql-transport-ws"}, HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	wsjson.Write(ctx, conn, map[string]any{"type": "connection_init"})
+	me := func(id string) string {
+		wsjson.Write(ctx, conn, map[string]any{"id": id, "type": "subscribe", "payload": map[string]any{"query": `{ me { id } }`}})
+		for {
+			var m map[string]any
+			if err := wsjson.Read(ctx, conn, &m); err != nil {
+				t.Fatal(err)
+			}
+			if m["id"] == id && m["type"] != "complete" {
+				raw, _ := json.Marshal(m["payload"])
+				return string(raw)
+			}
+		}
+	}
+	if time.Now().After(exp) {
+		t.Fatal("the token expired before the first operation; the machine is too slow for this test's 2–3 s")
+	}
+	if got := me("1"); !strings.Contains(got, `"id":"bob@acme.example"`) {
+		t.Fatalf("with a valid token: %s", got)
+	}
+	time.Sleep(time.Until(exp) + time.Second)
+	if got := me("2"); !strings.Contains(got, "UNAUTHENTICATED") {
+		t.Fatalf("after the token expired: %s", got)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -367,13 +368,14 @@ func demoCredentials(t *testing.T, data string) map[string]string {
 }
 
 // eventCount reads the ledger's size from `docket verify ledger`'s summary.
-func eventCount(t *testing.T, summary string) string {
+func eventCount(t *testing.T, summary string) int {
 	t.Helper()
 	m := regexp.MustCompile(`^ok: (\d+) events`).FindStringSubmatch(summary)
 	if m == nil {
 		t.Fatalf("verify ledger said %q", summary)
 	}
-	return m[1]
+	n, _ := strconv.Atoi(m[1])
+	return n
 }
 
 func mustData(t *testing.T) func(map[string]any, []map[string]any) map[string]any {

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -36,14 +38,20 @@ Then it signs a checkpoint and verifies the whole ledger.`,
 	c.RunE = func(c *cobra.Command, _ []string) error {
 		ctx := c.Context()
 		out := c.OutOrStdout()
-		signer, err := anchors.OpenFileSigner(keyPath(*data), true)
-		if err != nil {
-			return err
-		}
 		credsPath := filepath.Join(*data, "demo-credentials.json")
 		if _, err := os.Stat(credsPath); err == nil {
 			fmt.Fprintf(out, "demo data already in %s (credentials in %s); nothing to do\n", *data, credsPath)
 			return nil
+		}
+		if !esdbF.set() {
+			// Refuse a ledger that holds events before a key is made for it.
+			if err := refuseNonEmpty(ctx, ledgerPath(*data), credsPath); err != nil {
+				return err
+			}
+		}
+		signer, err := anchors.OpenFileSigner(keyPath(*data), true)
+		if err != nil {
+			return err
 		}
 		// The demo's story spans the last 90 days.
 		clock := &demoClock{t: time.Now().UTC().Add(-90 * 24 * time.Hour)}
@@ -63,7 +71,7 @@ Then it signs a checkpoint and verifies the whole ledger.`,
 			if err != nil {
 				return err
 			}
-			return fmt.Errorf("the ledger %s already holds %d events and %s does not exist: the demo seeds only an empty ledger (use a new --data folder)", s.Path(), size, credsPath)
+			return notEmpty(s.Path(), size, credsPath)
 		}
 		fmt.Fprintf(out, "ledger   %s (origin %s)\n", s.Path(), s.Origin())
 		fmt.Fprintln(out, "warning: the checkpoint key is a local file, not externally custodied (use KMS in production)")
@@ -107,6 +115,28 @@ Then it signs a checkpoint and verifies the whole ledger.`,
 		return nil
 	}
 	return c
+}
+
+// refuseNonEmpty refuses an embedded ledger file that holds events; a
+// missing file is an empty ledger.
+func refuseNonEmpty(ctx context.Context, path, credsPath string) error {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	s, err := sqlite.Open(ctx, path, sqlite.Options{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	size, _, err := s.Head(ctx)
+	if err != nil || size == 0 {
+		return err
+	}
+	return notEmpty(path, size, credsPath)
+}
+
+func notEmpty(path string, size uint64, credsPath string) error {
+	return fmt.Errorf("the ledger %s already holds %d events and %s does not exist: the demo seeds only an empty ledger (use a new --data folder)", path, size, credsPath)
 }
 
 type demoClock struct {
