@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -488,5 +489,57 @@ func TestRateLimitPerPrincipal(t *testing.T) {
 	}
 	if code := status("Bearer " + ada); code != http.StatusOK {
 		t.Fatalf("ada got %d after the junk: a principal's allowance is its own", code)
+	}
+}
+
+// TestShutdownFinishesRequestsInFlight sends SIGTERM while a request is
+// half sent: the server stops taking connections, reads the rest, answers
+// it, records what it asked, and exits cleanly.
+func TestShutdownFinishesRequestsInFlight(t *testing.T) {
+	bin := buildDocket(t)
+	data := t.TempDir()
+	bob := secret(t, run(t, bin, "principals", "add", "bob", "--data", data, "--role", "approver", "--authority", "file:**=write"))
+	s := startServer(t, bin, data)
+	before := eventCount(t, verified(t, bin, data))
+
+	body := `{"query":"mutation { declareFreeze(input: {environment: \"production\", reason: \"in flight at shutdown\"}) { freezeId } }"}`
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s", bob, len(body), body[:20])
+	time.Sleep(200 * time.Millisecond) // the server has the request's head
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// New connections are refused once the listener is closed.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the server still takes connections 10 s after SIGTERM")
+		}
+	}
+	if _, err := io.WriteString(conn, body[20:]); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("the request in flight got no answer: %v", err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(raw), `"freezeId":"frz-`) {
+		t.Fatalf("the request in flight: %d %s", resp.StatusCode, raw)
+	}
+	if err := s.cmd.Wait(); err != nil {
+		t.Fatalf("serve exited with %v after SIGTERM", err)
+	}
+	if after := eventCount(t, verified(t, bin, data)); after != before+1 {
+		t.Fatalf("%d events before, %d after: the freeze declared in flight must be recorded", before, after)
 	}
 }
