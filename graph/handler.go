@@ -25,6 +25,10 @@ type Limits struct {
 	// Complexity is the largest query cost; list fields cost their page
 	// size times their children (default 5,000).
 	Complexity int
+	// Allow, if set, counts an operation over a websocket against its
+	// caller's rate (RateKey's key) and reports whether it may run; HTTP
+	// requests are counted before they reach the handler.
+	Allow func(key string) bool
 }
 
 // NewHandler returns the GraphQL endpoint: POST, GET and websocket
@@ -92,10 +96,15 @@ func NewHandler(r *Resolver, logger *slog.Logger, lim Limits) http.Handler {
 		if o.err != nil {
 			return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{Message: o.err.Error(), Extensions: code(o.err)}}})
 		}
-		if op := graphql.GetOperationContext(ctx).Operation; op != nil && op.Operation == ast.Mutation && ctx.Value(websocketKey{}) != nil {
-			// Over a websocket a mutation would pass the body limit, the
-			// UTF-8 check and the rate limit, which count HTTP requests.
-			return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{Message: "mutations are taken over POST, not over a websocket", Extensions: map[string]any{"code": "INVALID_INPUT"}}}})
+		if ctx.Value(websocketKey{}) != nil {
+			if op := graphql.GetOperationContext(ctx).Operation; op != nil && op.Operation == ast.Mutation {
+				// Over a websocket a mutation would pass the body limit and
+				// the UTF-8 check, which see HTTP requests.
+				return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{Message: "mutations are taken over POST, not over a websocket", Extensions: map[string]any{"code": "INVALID_INPUT"}}}})
+			}
+			if lim.Allow != nil && !lim.Allow(o.caller.key) {
+				return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{Message: "too many requests: over the rate limit, try again shortly", Extensions: map[string]any{"code": "RATE_LIMITED"}}}})
+			}
 		}
 		return next(context.WithValue(ctx, callerKey{}, o.caller))
 	})

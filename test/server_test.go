@@ -21,6 +21,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
+
 	"github.com/evidence-parity/docket/ledger"
 	"github.com/evidence-parity/docket/ledger/sqlite"
 )
@@ -489,6 +492,39 @@ func TestRateLimitPerPrincipal(t *testing.T) {
 	}
 	if code := status("Bearer " + ada); code != http.StatusOK {
 		t.Fatalf("ada got %d after the junk: a principal's allowance is its own", code)
+	}
+
+	// Operations over a websocket count against the same allowance. (The
+	// upgrade counts against the address, whose allowance the junk above
+	// spent: let it refill.)
+	time.Sleep(2 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, strings.Replace(s.url, "http", "ws", 1)+"/graphql", &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	wsjson.Write(ctx, conn, map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer " + ada}})
+	for i := range 12 {
+		wsjson.Write(ctx, conn, map[string]any{"id": fmt.Sprint(i), "type": "subscribe", "payload": map[string]any{"query": `{ me { id } }`}})
+	}
+	limited = 0
+	for answered := 0; answered < 12; {
+		var m map[string]any
+		if err := wsjson.Read(ctx, conn, &m); err != nil {
+			t.Fatal(err)
+		}
+		if m["type"] != "next" {
+			continue
+		}
+		answered++
+		if raw, _ := json.Marshal(m["payload"]); strings.Contains(string(raw), `"code":"RATE_LIMITED"`) {
+			limited++
+		}
+	}
+	if limited == 0 {
+		t.Fatal("12 quick operations over a websocket were never limited")
 	}
 }
 

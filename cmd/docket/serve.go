@@ -207,7 +207,13 @@ const maxBody = 4 << 20
 //
 // pages, if not nil, serves every other path (the portal).
 func newRouter(store serverLedger, r *graph.Resolver, logger *slog.Logger, rate float64, ready func(context.Context) (string, bool), pages http.Handler) *echo.Echo {
-	gql := graph.NewHandler(r, logger, graph.Limits{})
+	var limits graph.Limits
+	var rates *middleware.RateLimiterMemoryStore
+	if rate > 0 {
+		rates = middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{Rate: rate, Burst: int(2 * rate), ExpiresIn: 3 * time.Minute})
+		limits.Allow = func(key string) bool { ok, _ := rates.Allow(key); return ok }
+	}
+	gql := graph.NewHandler(r, logger, limits)
 	m := newMetrics(store)
 	e := echo.New()
 	fallback := e.HTTPErrorHandler
@@ -242,7 +248,7 @@ func newRouter(store serverLedger, r *graph.Resolver, logger *slog.Logger, rate 
 	})
 	if rate > 0 {
 		e.Use(middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
-			Store: middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{Rate: rate, Burst: int(2 * rate), ExpiresIn: 3 * time.Minute}),
+			Store: rates,
 			// Per principal, agent or session, whichever tokens it
 			// presents; a request without a valid one, per address.
 			IdentifierExtractor: func(c *echo.Context) (string, error) {
