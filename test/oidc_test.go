@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
 	"github.com/go-jose/go-jose/v4"
 )
@@ -244,12 +243,7 @@ func TestWebsocketOperationsAuthenticatedOneByOne(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, _, err := websocket.Dial(ctx, strings.Replace(s.url, "http", "ws", 1)+"/graphql", &websocket.DialOptions{
-		Subprotocols: []string{"graphql-transport-ws"}, HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.CloseNow()
+	conn := s.dialWS(ctx, t, http.Header{"Authorization": {"Bearer " + tok}})
 	wsjson.Write(ctx, conn, map[string]any{"type": "connection_init"})
 	me := func(id string) string {
 		wsjson.Write(ctx, conn, map[string]any{"id": id, "type": "subscribe", "payload": map[string]any{"query": `{ me { id } }`}})

@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -27,11 +28,7 @@ func TestEventsSubscription(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, _, err := websocket.Dial(ctx, strings.Replace(s.url, "http", "ws", 1)+"/graphql", &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.CloseNow()
+	conn := s.dialWS(ctx, t, nil)
 	send := func(v any) {
 		if err := wsjson.Write(ctx, conn, v); err != nil {
 			t.Fatal(err)
@@ -80,7 +77,7 @@ func TestEventsSubscription(t *testing.T) {
 	}
 
 	// A mutation over the websocket is refused, and nothing is written:
-	// the body limit, the UTF-8 check and the rate limit count HTTP requests.
+	// the body limit and the UTF-8 check see HTTP requests.
 	send(map[string]any{"id": "2", "type": "subscribe", "payload": map[string]any{
 		"query": `mutation { declareFreeze(input: {environment: "production", reason: "over a websocket"}) { freezeId } }`}})
 	for {
@@ -98,11 +95,7 @@ func TestEventsSubscription(t *testing.T) {
 	}
 
 	// An anonymous websocket operation is refused.
-	conn2, _, err := websocket.Dial(ctx, strings.Replace(s.url, "http", "ws", 1)+"/graphql", &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn2.CloseNow()
+	conn2 := s.dialWS(ctx, t, nil)
 	wsjson.Write(ctx, conn2, map[string]any{"type": "connection_init"})
 	var ack map[string]any
 	wsjson.Read(ctx, conn2, &ack)
@@ -120,4 +113,16 @@ func TestEventsSubscription(t *testing.T) {
 		}
 		break
 	}
+}
+
+// dialWS opens a graphql-transport-ws websocket to the server's /graphql,
+// with header on the upgrade request; it is closed when the test ends.
+func (s *server) dialWS(ctx context.Context, t *testing.T, header http.Header) *websocket.Conn {
+	t.Helper()
+	conn, _, err := websocket.Dial(ctx, strings.Replace(s.url, "http", "ws", 1)+"/graphql", &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}, HTTPHeader: header})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.CloseNow() })
+	return conn
 }
