@@ -3,6 +3,7 @@ package graph
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"unicode/utf8"
@@ -18,8 +19,13 @@ func validUTF8(next http.Handler) http.Handler {
 		if r.Method == http.MethodPost && r.Body != nil {
 			buf := bytes.NewBuffer(make([]byte, 0, max(0, min(r.ContentLength, 64<<10))+bytes.MinRead))
 			if _, err := buf.ReadFrom(r.Body); err != nil {
-				// The body limit's refusal, or a client that went away.
-				WriteError(w, http.StatusRequestEntityTooLarge, "INVALID_INPUT", "request body unreadable: "+err.Error())
+				// The body limit's refusal (413), or a client that went away.
+				status := http.StatusBadRequest
+				var sc interface{ StatusCode() int }
+				if errors.As(err, &sc) && sc.StatusCode() != 0 {
+					status = sc.StatusCode()
+				}
+				WriteError(w, status, "INVALID_INPUT", "request body unreadable: "+err.Error())
 				return
 			}
 			if !utf8.Valid(buf.Bytes()) {

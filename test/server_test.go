@@ -309,18 +309,22 @@ func TestServerLifecycleOverHTTP(t *testing.T) {
 			t.Errorf("over the cost limit, %s: %v, want INVALID_INPUT", q, errs)
 		}
 	}
+	// 10 MiB, with its length announced and chunked (the limit is found
+	// while reading).
 	big := bytes.Repeat([]byte("x"), 10<<20)
-	req, _ := http.NewRequest("POST", s.url+"/graphql", bytes.NewReader(big))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+bob)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(raw), `"code":"INVALID_INPUT"`) {
-		t.Errorf("10 MiB body: %d %s, want 413 with INVALID_INPUT", resp.StatusCode, raw)
+	for name, body := range map[string]io.Reader{"with Content-Length": bytes.NewReader(big), "chunked": io.MultiReader(bytes.NewReader(big))} {
+		req, _ := http.NewRequest("POST", s.url+"/graphql", body)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+bob)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(raw), `"code":"INVALID_INPUT"`) {
+			t.Errorf("10 MiB body %s: %d %.200s, want 413 with INVALID_INPUT", name, resp.StatusCode, raw)
+		}
 	}
 
 	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready", "/metrics": "docket_ledger_events "} {
