@@ -171,7 +171,7 @@ func TestBenchGraphQL(t *testing.T) {
 	bin := buildDocket(t)
 	dir := t.TempDir()
 	cpu, mem, tr := filepath.Join(dir, "cpu.prof"), filepath.Join(dir, "mem.prof"), filepath.Join(dir, "trace.out")
-	// Four clients ask far more than 20/s a token: refused
+	// Four clients ask far more than 20/s a session: refused
 	// requests are not counted as answered, and the run fails naming them.
 	code, stdout, stderr := runCode(t, bin, "bench", "graphql", "--clients", "4", "--warmup", "0", "--duration", "500ms", "--rate-limit", "20")
 	if code != 1 || !strings.Contains(stderr, "requests failed, the first with HTTP 429") || !strings.Contains(stdout, "trivial query over HTTP") {
@@ -185,6 +185,7 @@ func TestBenchGraphQL(t *testing.T) {
 		`disk: [1-9]\d* fsyncs of the WAL, [\d.]+ ms each on average, in progress \d+% of the time`,
 		`trivial query over HTTP, 4 clients: [1-9]\d* ops .*, 0 errors`,
 		`throughput ratio recordAction/trivial: [\d.]+`,
+		`host: SHA-256 on [1-9]\d* threads at once, [1-9]\d* MB/s each before the measured runs, [1-9]\d* after`,
 	} {
 		if !regexp.MustCompile(re).MatchString(out) {
 			t.Errorf("bench graphql printed no line matching %s:\n%s", re, out)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -114,6 +115,36 @@ func readHeapAllocs() heapAllocs {
 	s := []rtmetrics.Sample{{Name: "/gc/heap/allocs:objects"}, {Name: "/gc/heap/tiny/allocs:objects"}, {Name: "/gc/heap/allocs:bytes"}}
 	rtmetrics.Read(s)
 	return heapAllocs{s[0].Value.Uint64() + s[1].Value.Uint64(), s[2].Value.Uint64()}
+}
+
+// hostSpeed measures what the machine gives this process now: SHA-256
+// throughput in MB/s per thread, with n threads hashing at once for d. A
+// shared virtual machine does not show the CPU its neighbours take (no
+// steal time here): it shows as a slower process, and as a lower figure
+// here, which tells a quiet host from a busy one beside the run's own.
+func hostSpeed(n int, d time.Duration) float64 {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	total := 0
+	buf := make([]byte, 64<<10)
+	deadline := time.Now().Add(d)
+	for range n {
+		wg.Go(func() {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			h := sha256.New()
+			hashed := 0
+			for time.Now().Before(deadline) {
+				h.Write(buf)
+				hashed += len(buf)
+			}
+			mu.Lock()
+			total += hashed
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return float64(total) / d.Seconds() / float64(n) / 1e6
 }
 
 // processCPU returns the user and system CPU time this process has used.
@@ -338,6 +369,7 @@ func benchGraphQL(ctx context.Context, out io.Writer, clients int, warmup, durat
 	if warmup > 0 {
 		w = run(warmup, action, func(i int) string { return creds[i] })
 	}
+	hostBefore := hostSpeed(runtime.NumCPU(), 300*time.Millisecond)
 	stop, err := prof.start()
 	if err != nil {
 		return err
@@ -352,6 +384,7 @@ func benchGraphQL(ctx context.Context, out io.Writer, clients int, warmup, durat
 	if err := ctx.Err(); err != nil {
 		return err // interrupted: no figures
 	}
+	hostAfter := hostSpeed(runtime.NumCPU(), 300*time.Millisecond)
 	if warmup > 0 {
 		fmt.Fprintf(out, "warm-up (not counted), recordAction over HTTP, %d clients: %v\n", clients, w)
 	}
@@ -368,6 +401,8 @@ func benchGraphQL(ctx context.Context, out io.Writer, clients int, warmup, durat
 	if a.ops > 0 && q.ops > 0 {
 		fmt.Fprintf(out, "throughput ratio recordAction/trivial: %.2f\n", (float64(a.ops)/a.took.Seconds())/(float64(q.ops)/q.took.Seconds()))
 	}
+	fmt.Fprintf(out, "host: SHA-256 on %d threads at once, %.0f MB/s each before the measured runs, %.0f after (on a shared machine, less means the neighbours' load)\n",
+		runtime.NumCPU(), hostBefore, hostAfter)
 	// The figures count only answered requests; failures make them
 	// another load's, so the run fails, naming the first.
 	var failed []error
@@ -380,7 +415,7 @@ func benchGraphQL(ctx context.Context, out io.Writer, clients int, warmup, durat
 		}
 	}
 	if len(failed) > 0 {
-		return fmt.Errorf("bench graphql (with few clients the per-token --rate-limit may be what refuses them; 0 turns it off): %w", errors.Join(failed...))
+		return fmt.Errorf("bench graphql (with few clients the --rate-limit, per principal and per session, may be what refuses them; 0 turns it off): %w", errors.Join(failed...))
 	}
 	return nil
 }
