@@ -578,3 +578,45 @@ func TestShutdownFinishesRequestsInFlight(t *testing.T) {
 		t.Fatalf("%d events before, %d after: the freeze declared in flight must be recorded", before, after)
 	}
 }
+
+// TestClientsHangingUpLeaveTheServerRunning drops connections while the
+// server is still writing to them (a websocket sent hundreds of operations
+// and closed without reading a reply): a write to a socket whose peer left
+// raises SIGPIPE, which must not stop the server as standard output's
+// reader leaving stops a command.
+func TestClientsHangingUpLeaveTheServerRunning(t *testing.T) {
+	bin := buildDocket(t)
+	data := t.TempDir()
+	carol := secret(t, run(t, bin, "principals", "add", "carol", "--data", data, "--role", "auditor"))
+	s := startServer(t, bin, data)
+	// Requests for a large answer (the schema, ~100 KB), the connection
+	// closed as soon as each is sent.
+	body := `{"query":"{ __schema { types { name description fields { name description args { name description } type { name ofType { name } } } } } }"}`
+	for range 10 {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+		if err != nil {
+			t.Fatalf("the server stopped after clients hung up: %v", err)
+		}
+		fmt.Fprintf(conn, "POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s", carol, len(body), body)
+		conn.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for range 5 {
+		conn := s.dialWS(ctx, t, nil)
+		wsjson.Write(ctx, conn, map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer dkt_tok_junk.x"}})
+		for i := range 500 {
+			wsjson.Write(ctx, conn, map[string]any{"id": fmt.Sprint(i), "type": "subscribe", "payload": map[string]any{"query": `{ me { id } }`}})
+		}
+		conn.CloseNow()
+	}
+	time.Sleep(500 * time.Millisecond) // a shutdown would have begun
+	resp, err := http.Get(s.url + "/healthz")
+	if err != nil {
+		t.Fatalf("the server stopped after clients hung up: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/healthz after clients hung up: %d", resp.StatusCode)
+	}
+}

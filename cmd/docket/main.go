@@ -18,6 +18,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 )
 
 // exitError carries an exit code out of a subcommand.
@@ -52,18 +53,33 @@ func main() {
 	// Output piped into a reader that left (docket bench … | head) ends
 	// the command as an interrupt does, with its clean-up, instead of
 	// killing it with its scratch files left behind. The handler stays:
-	// later writes to the pipe fail instead of killing the clean-up.
+	// later writes to the pipe fail instead of killing the clean-up. With
+	// a handler set, SIGPIPE also comes for a write to any socket whose
+	// peer went away (a server's client that hung up), so only standard
+	// output's own end ends the command.
 	ctx, outputGone := context.WithCancelCause(ctx)
 	pipe := make(chan os.Signal, 1)
 	signal.Notify(pipe, syscall.SIGPIPE)
 	go func() {
-		<-pipe
-		outputGone(errors.New("output closed"))
+		for range pipe {
+			if outputClosed() {
+				outputGone(errors.New("output closed"))
+				return
+			}
+		}
 	}()
 	code := run(ctx, os.Args[1:])
 	stop()
 	pprof.StopCPUProfile()
 	os.Exit(code)
+}
+
+// outputClosed reports whether standard output is a pipe or socket whose
+// reader has gone: poll reports an error or hang-up on it.
+func outputClosed() bool {
+	fds := []unix.PollFd{{Fd: 1}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n > 0 && fds[0].Revents&(unix.POLLERR|unix.POLLHUP) != 0
 }
 
 func run(ctx context.Context, args []string) int {
