@@ -62,8 +62,19 @@ func NewHandler(r *Resolver, logger *slog.Logger, lim Limits) http.Handler {
 	// The default websocket implementation refuses cross-origin upgrades.
 	srv.AddTransport(transport.Websocket{
 		KeepAlivePingInterval: 10 * time.Second,
-		InitFunc: func(ctx context.Context, _ transport.InitPayload) (context.Context, *transport.InitPayload, error) {
-			return context.WithValue(ctx, websocketKey{}, true), nil, nil
+		// A connection opens for a caller: the token in connection_init's
+		// payload, else the upgrade request's. Its operations are
+		// authenticated again one by one.
+		InitFunc: func(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+			header := p.Authorization()
+			if header == "" {
+				header, _ = ctx.Value(upgradeAuthKey{}).(string)
+			}
+			c, err := r.authenticate(ctx, header)
+			if err != nil {
+				return ctx, nil, err
+			}
+			return context.WithValue(ctx, websocketKey{}, c.key), nil, nil
 		},
 	})
 	srv.AddTransport(transport.GET{})
@@ -81,8 +92,9 @@ func NewHandler(r *Resolver, logger *slog.Logger, lim Limits) http.Handler {
 		return errors.New("internal error")
 	})
 	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+		opened, ws := ctx.Value(websocketKey{}).(string)
 		o, ok := ctx.Value(outcomeKey{}).(authOutcome)
-		if !ok || ctx.Value(websocketKey{}) != nil {
+		if !ok || ws {
 			// A websocket's operations are authenticated one by one: the
 			// connection outlives the credential it was opened with.
 			oc := graphql.GetOperationContext(ctx)
@@ -93,22 +105,31 @@ func NewHandler(r *Resolver, logger *slog.Logger, lim Limits) http.Handler {
 			}
 			o.caller, o.err = r.authenticate(ctx, header)
 		}
-		if o.err != nil {
-			return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{Message: o.err.Error(), Extensions: code(o.err)}}})
+		refuse := func(err error, code map[string]any) graphql.ResponseHandler {
+			return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{Message: err.Error(), Extensions: code}}})
 		}
-		if ctx.Value(websocketKey{}) != nil {
-			if op := graphql.GetOperationContext(ctx).Operation; op != nil && op.Operation == ast.Mutation {
-				// Over a websocket a mutation would pass the body limit and
-				// the UTF-8 check, which see HTTP requests.
-				return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{Message: "mutations are taken over POST, not over a websocket", Extensions: map[string]any{"code": "INVALID_INPUT"}}}})
+		if ws {
+			// Counted as requests are, a refused one against whom the
+			// connection was opened for.
+			key := o.caller.key
+			if o.err != nil {
+				key = opened
 			}
-			if lim.Allow != nil && !lim.Allow(o.caller.key) {
-				return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{Message: "too many requests: over the rate limit, try again shortly", Extensions: map[string]any{"code": "RATE_LIMITED"}}}})
+			if lim.Allow != nil && !lim.Allow(key) {
+				return refuse(errors.New("too many requests: over the rate limit, try again shortly"), map[string]any{"code": "RATE_LIMITED"})
 			}
+		}
+		if o.err != nil {
+			return refuse(o.err, code(o.err))
+		}
+		if op := graphql.GetOperationContext(ctx).Operation; ws && op != nil && op.Operation == ast.Mutation {
+			// Over a websocket a mutation would pass the body limit and the
+			// UTF-8 check, which see HTTP requests.
+			return refuse(errors.New("mutations are taken over POST, not over a websocket"), map[string]any{"code": "INVALID_INPUT"})
 		}
 		return next(context.WithValue(ctx, callerKey{}, o.caller))
 	})
-	return validUTF8(srv)
+	return validUTF8(withUpgradeAuth(srv))
 }
 
 // pageSize is the number of items a list argument asks for, or its
@@ -120,8 +141,24 @@ func pageSize(n *int, def int) int {
 	return max(*n, 0)
 }
 
-// websocketKey marks the context of a websocket connection's operations.
+// websocketKey marks the context of a websocket connection's operations;
+// its value is the rate key of the caller the connection was opened for.
 type websocketKey struct{}
+
+// upgradeAuthKey holds a websocket upgrade request's Authorization header
+// for the connection's init.
+type upgradeAuthKey struct{}
+
+// withUpgradeAuth keeps an upgrade request's Authorization header where
+// the websocket transport's init can read it.
+func withUpgradeAuth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h := r.Header.Get("Authorization"); h != "" && r.Header.Get("Upgrade") != "" {
+			r = r.WithContext(context.WithValue(r.Context(), upgradeAuthKey{}, h))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
 
 // code maps an error to its extensions.code, once, here at the boundary.
 func code(err error) map[string]any {

@@ -7,6 +7,9 @@ import (
 	"io"
 	"net/http"
 	"unicode/utf8"
+
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/parser"
 )
 
 // validUTF8 refuses a request whose body or query string is not valid
@@ -42,8 +45,28 @@ func validUTF8(next http.Handler) http.Handler {
 				}
 			}
 		}
+		if r.Method == http.MethodGet && mutates(r.URL.Query().Get("query")) {
+			// gqlgen's GET transport refuses these too, without a code.
+			WriteError(w, http.StatusMethodNotAllowed, "INVALID_INPUT", "mutations are taken over POST, not GET")
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// mutates reports whether a GraphQL document holds a mutation (one that
+// does not parse is left to gqlgen, which says why).
+func mutates(query string) bool {
+	doc, err := parser.ParseQuery(&ast.Source{Input: query})
+	if err != nil {
+		return false
+	}
+	for _, op := range doc.Operations {
+		if op.Operation == ast.Mutation {
+			return true
+		}
+	}
+	return false
 }
 
 // WriteError answers a request refused before GraphQL ran (too large,

@@ -54,17 +54,20 @@ expect() { jq -e "$1" >/dev/null <<<"$out" || fail "expected $1"; }
 
 say "The agent files the plan"
 q "$AGENT" 'mutation { submitPlan(input: {requestedBy: "alice", plan: {objective: "Fix rounding in invoice totals", method: "decimal arithmetic", scope: [{resource: "file:github.com/acme/api/src/billing/**", verbs: ["read", "write"]}, {resource: "cmd:go test *", verbs: ["exec"]}], testApproach: "go test ./...", backoutPath: "git revert", environment: "production"}}) { changeId planHash } }'
+expect '.data.submitPlan.changeId | startswith("chg-")'
 CHANGE=$(jq -r .data.submitPlan.changeId <<<"$out")
 HASH=$(jq -r .data.submitPlan.planHash <<<"$out")
 ref=$(jq -cn --arg id "$CHANGE" --arg hash "$HASH" '{id: $id, hash: $hash}')
 
 say "Bob opens and approves that exact plan hash"
 q "$BOB" 'mutation($id: ID!) { viewPlan(input: {changeId: $id}) { status } }' "$ref"
+expect '.data.viewPlan.status == "submitted"'
 q "$BOB" 'mutation($id: ID!, $hash: String!) { approvePlan(input: {changeId: $id, planHash: $hash, comment: "scope and backout are right"}) { status approver } }' "$ref"
 expect '.data.approvePlan.status == "approved"'
 
 say "The issuance gate passes: the agent's session credential, shown once"
 q "$AGENT" 'mutation($id: ID!) { requestSession(input: {changeId: $id}) { sessionId credential expiresAt } }' "$ref"
+expect '.data.requestSession.credential | startswith("dkt_sess_")'
 CRED=$(jq -r .data.requestSession.credential <<<"$out")
 
 say "An in-scope action is recorded"
@@ -85,6 +88,7 @@ expect '.errors[0].extensions.code == "CONFLICT" and .errors[0].extensions.reaso
 
 say "Bob resolves the exception"
 q "$BOB" 'query($id: ID!) { change(id: $id) { exceptions { id kind resolved } } }' "$ref"
+expect '.data.change.exceptions | length == 1 and .[0].kind == "deviation" and .[0].resolved == false'
 EXC=$(jq -r '.data.change.exceptions[0].id' <<<"$out")
 q "$BOB" 'mutation($id: ID!, $x: ID!) { resolveException(input: {changeId: $id, exceptionId: $x, disposition: "remediated", justification: "key rotated; the read was a probe"}) { unresolved } }' \
 	"$(jq -cn --arg id "$CHANGE" --arg x "$EXC" '{id: $id, x: $x}')"
@@ -92,6 +96,7 @@ expect '.data.resolveException.unresolved == 0'
 
 say "A new session: test and scan reports attached (the report text goes in content), then the session ends"
 q "$AGENT" 'mutation($id: ID!) { requestSession(input: {changeId: $id}) { sessionId credential } }' "$ref"
+expect '.data.requestSession.credential | startswith("dkt_sess_")'
 CRED=$(jq -r .data.requestSession.credential <<<"$out")
 attach='mutation($k: String!, $f: String!, $c: String!) { attachEvidence(input: {kind: $k, format: $f, content: $c}) { summary { testsPassed testsFailed critical high } } }'
 q "$CRED" "$attach" "$(jq -cn --rawfile c "$here/domain/report/testdata/gotestsum-passing.xml" '{k: "test", f: "junit", c: $c}')"
@@ -108,6 +113,7 @@ expect '.data.requestPromotion.status == "promoted"'
 say "What the answers rest on, attribute by attribute (an auditor's token)"
 q "$CAROL" 'query($id: ID!) { change(id: $id) { answers { question attributes { name result detail events } } } }' "$ref"
 expect '[.data.change.answers[].attributes[] | select(.name == "every_action_in_scope")][0].result == "exception"'
+expect '[.data.change.answers[].attributes[] | select(.name == "review_depth")][0].result == "fail"'
 EVENT=$(jq -r '.data.change.answers[0].attributes[0].events[0]' <<<"$out")
 
 say "An event's inclusion proof against the latest signed checkpoint (signed within a second of the write)"

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -298,6 +299,18 @@ func TestServerLifecycleOverHTTP(t *testing.T) {
 			}
 		}
 	}
+	// A mutation over GET is refused with a code, as every error is.
+	req, _ := http.NewRequest("GET", s.url+"/graphql?query="+url.QueryEscape(`mutation { declareFreeze(input: {environment: "production", reason: "r"}) { freezeId } }`), nil)
+	req.Header.Set("Authorization", "Bearer "+bob)
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || !strings.Contains(string(raw), `"code":"INVALID_INPUT"`) {
+			t.Errorf("a mutation over GET: %d %s, want 405 with INVALID_INPUT", resp.StatusCode, raw)
+		}
+	}
 	// Over the cost limit: a thousand items of each list, each with its
 	// answers.
 	for _, q := range []string{
@@ -525,6 +538,23 @@ func TestRateLimitPerPrincipal(t *testing.T) {
 	if limited == 0 {
 		t.Fatal("12 quick operations over a websocket were never limited")
 	}
+	// One allowance for both: the websocket spent ada's, so her next
+	// request over HTTP is refused too.
+	if code := status("Bearer " + ada); code != http.StatusTooManyRequests {
+		t.Fatalf("ada's request after her websocket spent her allowance: %d, want 429", code)
+	}
+	// A junk token does not open a websocket at all.
+	junk := s.dialWS(ctx, t, nil)
+	wsjson.Write(ctx, junk, map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer dkt_tok_junk.x"}})
+	for {
+		var m map[string]any
+		if err := wsjson.Read(ctx, junk, &m); err != nil {
+			break
+		}
+		if m["type"] == "connection_ack" {
+			t.Fatal("a websocket opened with a junk token was acknowledged")
+		}
+	}
 }
 
 // TestShutdownFinishesRequestsInFlight sends SIGTERM while a request is
@@ -544,7 +574,7 @@ func TestShutdownFinishesRequestsInFlight(t *testing.T) {
 	}
 	defer conn.Close()
 	fmt.Fprintf(conn, "POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s", bob, len(body), body[:20])
-	time.Sleep(200 * time.Millisecond) // the server has the request's head
+	time.Sleep(500 * time.Millisecond) // the server has accepted the connection and read the request's head
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
