@@ -97,11 +97,10 @@ func NewHandler(r *Resolver, logger *slog.Logger, lim Limits) http.Handler {
 		if !ok || ws {
 			// A websocket's operations are authenticated one by one: the
 			// connection outlives the credential it was opened with.
-			oc := graphql.GetOperationContext(ctx)
-			header := oc.Headers.Get("Authorization")
+			// As the connection's init: connection_init's token first.
+			header := transport.GetInitPayload(ctx).Authorization()
 			if header == "" {
-				// Websocket clients send it in the connection_init payload.
-				header = transport.GetInitPayload(ctx).Authorization()
+				header = graphql.GetOperationContext(ctx).Headers.Get("Authorization")
 			}
 			o.caller, o.err = r.authenticate(ctx, header)
 		}
