@@ -128,7 +128,7 @@ func NewHandler(r *Resolver, logger *slog.Logger, lim Limits) http.Handler {
 		}
 		return next(context.WithValue(ctx, callerKey{}, o.caller))
 	})
-	return validUTF8(withUpgradeAuth(srv))
+	return checkInput(withUpgradeAuth(srv))
 }
 
 // pageSize is the number of items a list argument asks for, or its

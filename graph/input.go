@@ -12,12 +12,12 @@ import (
 	"github.com/vektah/gqlparser/v2/parser"
 )
 
-// validUTF8 refuses a request whose body or query string is not valid
-// UTF-8 before gqlgen decodes it: encoding/json would replace each bad
-// byte with U+FFFD and the ledger would store text the client never sent.
-// A POST body is read whole (the server's body limit bounds it) and handed
-// on as read.
-func validUTF8(next http.Handler) http.Handler {
+// checkInput refuses, before gqlgen decodes it, a request whose body or
+// query string is not valid UTF-8 (encoding/json would replace each bad
+// byte with U+FFFD and the ledger would store text the client never sent)
+// and a mutation sent over GET. A POST body is read whole (the server's
+// body limit bounds it) and handed on as read.
+func checkInput(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && r.Body != nil {
 			buf := bytes.NewBuffer(make([]byte, 0, max(0, min(r.ContentLength, 64<<10))+bytes.MinRead))
