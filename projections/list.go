@@ -258,3 +258,19 @@ func (p *Projector) Sessions(ctx context.Context, f SessionFilter, first int) ([
 	}
 	return out, nil
 }
+
+// UnapprovedEmergencies lists the emergency changes submitted before
+// since that are neither approved nor rejected and have no overdue
+// exception yet: those whose approval may be overdue.
+func (p *Projector) UnapprovedEmergencies(ctx context.Context, before time.Time) ([]string, error) {
+	var ids []string
+	for v, err := range p.views(ctx, `SELECT view FROM changes WHERE emergency = 1 AND status = 'submitted' AND submitted_at < ? ORDER BY submitted_at`, before.UTC().Format(sortableTime)) {
+		if err != nil {
+			return nil, err
+		}
+		if !slices.ContainsFunc(v.Exceptions, func(x ExceptionView) bool { return x.Kind == string(domain.ExceptionEmergencyOverdue) }) {
+			ids = append(ids, v.ID)
+		}
+	}
+	return ids, nil
+}

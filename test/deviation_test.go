@@ -2,6 +2,7 @@ package test
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -135,6 +136,36 @@ func TestDeviationPathOverHTTP(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("sessions by agent: %v", d)
+		}
+	}
+}
+
+// TestOverdueEmergencyGetsItsException: an emergency change left without
+// an approval past its window (3 s here) gets its overdue exception from
+// the server, with nothing else touching it; an ordinary change gets none.
+func TestOverdueEmergencyGetsItsException(t *testing.T) {
+	bin := buildDocket(t)
+	data := t.TempDir()
+	run(t, bin, "principals", "add", "alice", "--data", data, "--role", "requester")
+	carol := secret(t, run(t, bin, "principals", "add", "carol", "--data", data, "--role", "auditor"))
+	agent := secret(t, run(t, bin, "agents", "add", "claude-ci", "--data", data, "--owner", "alice"))
+	s := startCmd(t, exec.Command(bin, "serve", "--data", data, "--listen", "127.0.0.1:0", "--emergency-window", "3s"))
+	submit := func(emergency bool) string {
+		d := mustData(t)(s.gql(t, agent, `mutation($e: Boolean) { submitPlan(input: {requestedBy: "alice", plan: {objective: "o", method: "m", scope: [{resource: "file:github.com/acme/api/**", verbs: ["write"]}], testApproach: "t", backoutPath: "b", environment: "production", emergency: $e}}) { changeId } }`, map[string]any{"e": emergency}))
+		return d["submitPlan"].(map[string]any)["changeId"].(string)
+	}
+	urgent, ordinary := submit(true), submit(false)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		d := mustData(t)(s.gql(t, carol, `{ exceptions(open: true) { changeId exception { kind reason } } }`, nil))
+		if x := d["exceptions"].([]any); len(x) > 0 {
+			e := x[0].(map[string]any)
+			if len(x) != 1 || e["changeId"] != urgent || e["exception"].(map[string]any)["kind"] != "emergency-overdue" {
+				t.Fatalf("exceptions: %v; want one, emergency-overdue, on %s and none on %s", x, urgent, ordinary)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no overdue exception 30 s after a 3 s emergency window")
 		}
 	}
 }

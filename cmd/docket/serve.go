@@ -19,6 +19,7 @@ import (
 
 	"github.com/evidence-parity/docket/anchors/anchoring"
 	kmssigner "github.com/evidence-parity/docket/anchors/kms"
+	"github.com/evidence-parity/docket/domain"
 	"github.com/evidence-parity/docket/domain/clerk"
 	"github.com/evidence-parity/docket/graph"
 	"github.com/evidence-parity/docket/portal"
@@ -43,7 +44,8 @@ from EventStoreDB when missing) and the read models.`,
 	clientID := c.Flags().String("oidc-client-id", envOr("DOCKET_OIDC_CLIENT_ID", ""), "the audience ID tokens must carry (env DOCKET_OIDC_CLIENT_ID)")
 	claim := c.Flags().String("oidc-claim", envOr("DOCKET_OIDC_CLAIM", "email"), "the ID token claim that names the principal (env DOCKET_OIDC_CLAIM)")
 	secret := c.Flags().String("oidc-client-secret", envOr("DOCKET_OIDC_CLIENT_SECRET", ""), "the client secret for the portal's sign-in with the issuer (authorization code flow); without it the portal takes tokens only (env DOCKET_OIDC_CLIENT_SECRET)")
-	rate := c.Flags().Float64("rate-limit", defaultRateLimit, "requests per second per bearer token (per address without one); 0 turns it off")
+	rate := c.Flags().Float64("rate-limit", defaultRateLimit, "requests per second per principal, agent or session, whichever token it presents (per address without a valid one); 0 turns it off")
+	emergency := c.Flags().Duration("emergency-window", domain.DefaultPolicy.EmergencyWindow, "how long an emergency change may run before its approval; past it, an unapproved one gets an overdue exception")
 	anchorEvery := c.Flags().Duration("anchor-interval", 10*time.Minute, "submit the latest checkpoint to OpenTimestamps calendars this often, when the log grew; 0 turns anchoring off")
 	upgradeEvery := c.Flags().Duration("upgrade-interval", 10*time.Minute, "ask the calendars for Bitcoin attestations of pending anchors this often")
 	anchorF := addAnchorFlags(c)
@@ -102,7 +104,14 @@ from EventStoreDB when missing) and the read models.`,
 		projDone := make(chan error, 1)
 		go func() { projDone <- proj.Run(projCtx) }()
 
-		k := clerk.New(store, clerk.Config{})
+		if *emergency <= 0 {
+			return usageErr("--emergency-window must be positive")
+		}
+		k := clerk.New(store, clerk.Config{Policy: domain.Policy{EmergencyWindow: *emergency}})
+		sweepCtx, stopSweep := context.WithCancel(ctx)
+		swept := make(chan struct{})
+		go func() { defer close(swept); sweepEmergencies(sweepCtx, k, proj, logger) }()
+		defer func() { stopSweep(); <-swept }() // before the store closes
 		var auth graph.Authenticator = k
 		var signIn portal.OIDC
 		if *issuer != "" {

@@ -270,6 +270,9 @@ func (k *Clerk) secret(prefix, ref string) (string, string, error) {
 // Now is the clerk's clock: the time its decisions are taken at.
 func (k *Clerk) Now() time.Time { return k.now() }
 
+// Policy is the policy the clerk decides by.
+func (k *Clerk) Policy() domain.Policy { return k.policy }
+
 func ledgerActor(a domain.Actor) ledger.Actor {
 	switch a.Kind {
 	case domain.ActorHuman:
