@@ -309,12 +309,22 @@ func CheckSession(c *Change, session, secret string, now time.Time, agentRetired
 	return nil
 }
 
+// IssuedSession returns the session of c that a credential's secret was
+// issued for, live or dead, or nil if it matches none (unknown or forged).
+func IssuedSession(c *Change, session, secret string) *Session {
+	s := c.Sessions[session]
+	if s == nil || !SecretMatches(secret, s.Hash) {
+		return nil
+	}
+	return s
+}
+
 // liveSession authenticates a session credential against the change. A
 // secret that matches no session is refused without a record (it proves
 // nothing); a real credential that is dead is refused with ActionRefused.
 func liveSession(c *Change, session, secret string, now time.Time, agentRetired bool) (*Session, string, error) {
-	s := c.Sessions[session]
-	if s == nil || !SecretMatches(secret, s.Hash) {
+	s := IssuedSession(c, session, secret)
+	if s == nil {
 		return nil, "", ErrCredentialDead
 	}
 	switch {

@@ -40,7 +40,7 @@ func (r *Resolver) authenticate(ctx context.Context, header string) (caller, err
 		return caller{}, fmt.Errorf("%w: send Authorization: Bearer <token>", domain.ErrUnauthenticated)
 	}
 	if strings.HasPrefix(token, domain.PrefixSession) {
-		changeID, sessionID, _, err := r.Clerk.SessionCaller(ctx, token)
+		changeID, sessionID, err := r.Clerk.SessionCaller(ctx, token)
 		if err != nil {
 			return caller{}, err
 		}

@@ -110,6 +110,9 @@ CREATE TABLE IF NOT EXISTS changes (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS changes_promoted ON changes (promoted_at);
 CREATE INDEX IF NOT EXISTS changes_submitted ON changes (submitted_at);
+-- The server's sweep for overdue emergencies (UnapprovedEmergencies) reads
+-- only these, however many changes there are.
+CREATE INDEX IF NOT EXISTS changes_unapproved_emergencies ON changes (submitted_at) WHERE emergency = 1 AND status = 'submitted';
 CREATE TABLE IF NOT EXISTS principals (
 	id        TEXT PRIMARY KEY,
 	name      TEXT NOT NULL,

@@ -146,24 +146,23 @@ func (k *Clerk) RequestSession(ctx context.Context, by domain.Actor, changeID st
 }
 
 // SessionCaller authenticates a session credential at the API's boundary:
-// it returns the change, session and agent of a credential the ledger
-// issued. Live or dead alike: the commands that take a credential decide
-// whether it may still act (and record the attempts of a dead one). A
-// credential that matches no session is unauthenticated.
-func (k *Clerk) SessionCaller(ctx context.Context, credential string) (changeID, sessionID, agent string, err error) {
+// it returns the change and session of a credential the ledger issued.
+// Live or dead alike: the commands that take a credential decide whether
+// it may still act (and record the attempts of a dead one). A credential
+// that matches no session is unauthenticated.
+func (k *Clerk) SessionCaller(ctx context.Context, credential string) (changeID, sessionID string, err error) {
 	changeID, sessionID, err = sessionRef(credential)
 	if err != nil {
-		return "", "", "", err
+		return "", "", err
 	}
 	c, _, err := peek[domain.Change](ctx, k, domain.ChangeStream(changeID))
 	if err != nil {
-		return "", "", "", err
+		return "", "", err
 	}
-	s := c.Sessions[sessionID]
-	if s == nil || !domain.SecretMatches(credential, s.Hash) {
-		return "", "", "", fmt.Errorf("%w: unknown or forged session credential", domain.ErrUnauthenticated)
+	if domain.IssuedSession(c, sessionID, credential) == nil {
+		return "", "", fmt.Errorf("%w: unknown or forged session credential", domain.ErrUnauthenticated)
 	}
-	return changeID, sessionID, s.Agent, nil
+	return changeID, sessionID, nil
 }
 
 // sessionRef splits a session credential into its change and session.
