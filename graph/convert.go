@@ -9,11 +9,17 @@ import (
 	"github.com/evidence-parity/docket/projections"
 )
 
-func planFrom(in model.PlanInput) domain.Plan {
-	p := domain.Plan{Objective: in.Objective, Method: in.Method, TestApproach: in.TestApproach, BackoutPath: in.BackoutPath, Environment: in.Environment}
-	for _, r := range in.Scope {
-		p.Scope = append(p.Scope, *r)
+// scope is a list of scope rules as the domain takes it.
+func scope(rules []*domain.Rule) domain.Scope {
+	var s domain.Scope
+	for _, r := range rules {
+		s = append(s, *r)
 	}
+	return s
+}
+
+func planFrom(in model.PlanInput) domain.Plan {
+	p := domain.Plan{Objective: in.Objective, Method: in.Method, Scope: scope(in.Scope), TestApproach: in.TestApproach, BackoutPath: in.BackoutPath, Environment: in.Environment}
 	if in.Risk != nil {
 		p.Risk = *in.Risk
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/evidence-parity/docket/domain"
 	"github.com/evidence-parity/docket/domain/answers"
+	"github.com/evidence-parity/docket/domain/clerk"
 	"github.com/evidence-parity/docket/graph/generated"
 	"github.com/evidence-parity/docket/graph/model"
 	"github.com/evidence-parity/docket/projections"
@@ -39,27 +40,16 @@ func (r *mutationResolver) RegisterPrincipal(ctx context.Context, input model.Re
 	if err != nil {
 		return nil, err
 	}
-	var auth domain.Scope
-	for _, r := range input.Authority {
-		auth = append(auth, *r)
-	}
-	if err := r.Clerk.RegisterPrincipal(ctx, a, input.ID, input.Name, deref(input.Email)); err != nil {
-		return nil, err
-	}
+	e := clerk.Enrolment{ID: input.ID, Name: input.Name, Email: deref(input.Email), Authority: scope(input.Authority)}
 	for _, role := range input.Roles {
-		var ra domain.Scope
-		if domain.Role(role) == domain.RoleApprover {
-			ra = auth
-		}
-		if err := r.Clerk.GrantRole(ctx, a, input.ID, domain.Role(role), ra); err != nil {
-			return nil, err
-		}
+		e.Roles = append(e.Roles, domain.Role(role))
 	}
-	tok, err := r.Clerk.IssueToken(ctx, a, input.ID)
+	// One append: a refused enrolment writes nothing.
+	tokenID, tok, err := r.Clerk.Enrol(ctx, a, e)
 	if err != nil {
 		return nil, err
 	}
-	return &model.RegisterPrincipalPayload{PrincipalID: input.ID, Token: tok}, nil
+	return &model.RegisterPrincipalPayload{PrincipalID: input.ID, TokenID: tokenID, Token: tok}, nil
 }
 
 // RegisterAgent is the resolver for the registerAgent field.
@@ -68,14 +58,11 @@ func (r *mutationResolver) RegisterAgent(ctx context.Context, input model.Regist
 	if err != nil {
 		return nil, err
 	}
-	if err := r.Clerk.RegisterAgent(ctx, a, input.ID, input.Name, input.Owner, deref(input.Harness)); err != nil {
-		return nil, err
-	}
-	key, err := r.Clerk.IssueAgentKey(ctx, a, input.ID)
+	keyID, key, err := r.Clerk.EnrolAgent(ctx, a, input.ID, input.Name, input.Owner, deref(input.Harness))
 	if err != nil {
 		return nil, err
 	}
-	return &model.RegisterAgentPayload{AgentID: input.ID, Key: key}, nil
+	return &model.RegisterAgentPayload{AgentID: input.ID, KeyID: keyID, Key: key}, nil
 }
 
 // SubmitPlan is the resolver for the submitPlan field.
@@ -425,6 +412,9 @@ func (r *subscriptionResolver) Events(ctx context.Context, changeID *string) (<-
 	return r.events(ctx, changeID)
 }
 
+// Agent returns generated.AgentResolver implementation.
+func (r *Resolver) Agent() generated.AgentResolver { return &agentResolver{r} }
+
 // Change returns generated.ChangeResolver implementation.
 func (r *Resolver) Change() generated.ChangeResolver { return &changeResolver{r} }
 
@@ -447,6 +437,7 @@ func (r *Resolver) Query() generated.QueryResolver { return &queryResolver{r} }
 func (r *Resolver) Subscription() generated.SubscriptionResolver { return &subscriptionResolver{r} }
 
 type (
+	agentResolver        struct{ *Resolver }
 	changeResolver       struct{ *Resolver }
 	exceptionResolver    struct{ *Resolver }
 	mutationResolver     struct{ *Resolver }

@@ -28,7 +28,8 @@ type site struct {
 	proj                 *projections.Projector
 	srv                  *httptest.Server
 	carol, bob, alice    string
-	promoted, with, open string // change ids: clean, deviated, awaiting approval
+	tokenIDs             map[string]string // principal → the id of the token above
+	promoted, with, open string            // change ids: clean, deviated, awaiting approval
 }
 
 func newSite(t *testing.T, withChanges bool) *site {
@@ -42,12 +43,14 @@ func newSite(t *testing.T, withChanges bool) *site {
 	if err := k.GrantRole(ctx, clerk.System, "carol", domain.RoleAuditor, nil); err != nil {
 		t.Fatal(err)
 	}
-	s := &site{w: w}
+	s := &site{w: w, tokenIDs: map[string]string{}}
 	var err error
 	for id, dst := range map[string]*string{"carol": &s.carol, "bob": &s.bob, "alice": &s.alice} {
-		if *dst, err = k.IssueToken(ctx, clerk.System, id); err != nil {
+		var tokenID string
+		if tokenID, *dst, err = k.IssueToken(ctx, clerk.System, id); err != nil {
 			t.Fatal(err)
 		}
+		s.tokenIDs[id] = tokenID
 	}
 	if withChanges {
 		s.promoted, s.with, s.open = story(t, w)
@@ -197,7 +200,29 @@ func TestSignIn(t *testing.T) {
 	if code, _, _ := b3.get("/"); code != http.StatusForbidden {
 		t.Fatalf("requester: %d", code)
 	}
-	// Revoking nothing else, the principal's token is what keeps a session.
+	// Revoking the token a session signed in with ends the session at its
+	// next request, though the principal holds another token.
+	b4 := s.browser(t)
+	b4.login(s.carol)
+	if code, _, _ := b4.get("/"); code != http.StatusOK {
+		t.Fatalf("signed in: %d", code)
+	}
+	ctx := context.Background()
+	_, other, err := s.w.Clerk.IssueToken(ctx, clerk.System, "carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.w.Clerk.RevokeToken(ctx, clerk.System, "carol", s.tokenIDs["carol"]); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, h := b4.get("/"); code != http.StatusSeeOther || h.Get("Location") != "/login" {
+		t.Fatalf("after the token's revocation: %d to %q, want 303 to /login", code, h.Get("Location"))
+	}
+	b5 := s.browser(t)
+	b5.login(other)
+	if code, _, _ := b5.get("/"); code != http.StatusOK {
+		t.Fatalf("signed in with carol's other token: %d", code)
+	}
 }
 
 func TestPagesEmpty(t *testing.T) {

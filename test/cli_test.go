@@ -137,9 +137,12 @@ func TestIdentityCLI(t *testing.T) {
 	bin := buildDocket(t)
 	data := t.TempDir()
 	out := run(t, bin, "principals", "add", "bob", "--data", data, "--name", "Bob", "--role", "approver", "--authority", "file:github.com/acme/**=read,write")
-	if !regexp.MustCompile(`token \(shown once, stored only as a hash\): dkt_tok_bob\.[A-Za-z0-9_-]{43}\n`).MatchString(out) {
+	tokenLine := regexp.MustCompile(`token (tok-[0-9a-f-]{36}) \(shown once, stored only as a hash\): dkt_tok_bob\.[A-Za-z0-9_-]{43}\n`)
+	m := tokenLine.FindStringSubmatch(out)
+	if m == nil {
 		t.Fatalf("principals add printed %q", out)
 	}
+	first := m[1]
 	out = run(t, bin, "agents", "add", "claude-ci", "--data", data, "--owner", "bob", "--harness", "claude-code")
 	if !strings.Contains(out, "dkt_agent_claude-ci.") {
 		t.Fatalf("agents add printed %q", out)
@@ -155,10 +158,20 @@ func TestIdentityCLI(t *testing.T) {
 			t.Errorf("docket %v: exit %d %q, want 2 with a message", args, code, stderr)
 		}
 	}
+	// A second token; the first revoked, once.
+	if out = run(t, bin, "principals", "token", "bob", "--data", data); !tokenLine.MatchString(out) {
+		t.Fatalf("principals token printed %q", out)
+	}
+	if out = run(t, bin, "principals", "revoke-token", "bob", first, "--data", data); out != "token "+first+" of bob revoked\n" {
+		t.Fatalf("principals revoke-token printed %q", out)
+	}
+	if code, _, stderr := runCode(t, bin, "principals", "revoke-token", "bob", first, "--data", data); code != 2 || !strings.Contains(stderr, "no live token") {
+		t.Errorf("revoking a revoked token: exit %d %q, want 2 naming it", code, stderr)
+	}
 	// Refusals wrote nothing; the ledger verifies.
 	out = run(t, bin, "verify", "ledger", "--data", data)
-	if !strings.HasPrefix(out, "ok: 5 events") {
-		t.Fatalf("verify printed %q, want 5 events (principal, role, token, agent, key) and nothing from the refusals", out)
+	if !strings.HasPrefix(out, "ok: 7 events") {
+		t.Fatalf("verify printed %q, want 7 events (principal, role, token, agent, key, token, revocation) and nothing from the refusals", out)
 	}
 }
 

@@ -264,7 +264,7 @@ func benchGraphQL(ctx context.Context, out io.Writer, clients int, warmup, durat
 	k.GrantRole(ctx, sys, "alice", domain.RoleRequester, nil)
 	k.RegisterPrincipal(ctx, sys, "bob", "bob", "")
 	k.GrantRole(ctx, sys, "bob", domain.RoleApprover, domain.Scope{{Resource: "file:**", Verbs: []domain.Verb{domain.Read, domain.Write}}})
-	bobTok, err := k.IssueToken(ctx, sys, "bob")
+	_, bobTok, err := k.IssueToken(ctx, sys, "bob")
 	if err != nil {
 		return err
 	}
@@ -279,12 +279,12 @@ func benchGraphQL(ctx context.Context, out io.Writer, clients int, warmup, durat
 		id := fmt.Sprintf("reader-%d", i)
 		k.RegisterPrincipal(ctx, sys, id, id, "")
 		k.GrantRole(ctx, sys, id, domain.RoleAuditor, nil)
-		if readerToks[i], err = k.IssueToken(ctx, sys, id); err != nil {
+		if _, readerToks[i], err = k.IssueToken(ctx, sys, id); err != nil {
 			return err
 		}
 	}
 	k.RegisterAgent(ctx, sys, "bench", "bench", "alice", "")
-	key, _ := k.IssueAgentKey(ctx, sys, "bench")
+	_, key, _ := k.IssueAgentKey(ctx, sys, "bench")
 	agent, err := k.Authenticate(ctx, key)
 	if err != nil {
 		return err

@@ -83,7 +83,7 @@ func runDemo(ctx context.Context, out io.Writer, k *clerk.Clerk, clock *demoCloc
 	tokens := map[string]string{}
 	actors := map[string]domain.Actor{}
 	for _, p := range demoPeople {
-		tok, err := k.IssueToken(ctx, sys, p.id)
+		_, tok, err := k.IssueToken(ctx, sys, p.id)
 		if err != nil {
 			return nil, err
 		}
@@ -100,7 +100,7 @@ func runDemo(ctx context.Context, out io.Writer, k *clerk.Clerk, clock *demoCloc
 		if err := k.RegisterAgent(ctx, sys, id, id, owners[i], []string{"claude-code", "gemini", "codex"}[i]); err != nil && !errors.Is(err, domain.ErrConflict) {
 			return nil, err
 		}
-		key, err := k.IssueAgentKey(ctx, sys, id)
+		_, key, err := k.IssueAgentKey(ctx, sys, id)
 		if err != nil {
 			return nil, err
 		}

@@ -62,35 +62,17 @@ func newPrincipalsCmd() *cobra.Command {
 		if len(*roles) == 0 {
 			return usageErr("give at least one --role")
 		}
-		// Check everything before writing anything.
+		e := clerk.Enrolment{ID: args[0], Name: *name, Email: *email, Authority: auth}
 		for _, r := range *roles {
-			if !domain.ValidRole(domain.Role(r)) {
-				return usageErr("unknown role %q: requester, approver, auditor or admin", r)
-			}
-			if domain.Role(r) == domain.RoleApprover {
-				if err := auth.Validate(); err != nil {
-					return usageErr("approver --authority: %v", err)
-				}
-			}
+			e.Roles = append(e.Roles, domain.Role(r))
 		}
 		return withClerk(c.Context(), *data, func(k *clerk.Clerk) error {
-			if err := k.RegisterPrincipal(c.Context(), clerk.System, args[0], *name, *email); err != nil {
+			// One append: a refused enrolment writes nothing.
+			id, tok, err := k.Enrol(c.Context(), clerk.System, e)
+			if err != nil {
 				return inputErr(err)
 			}
-			for _, r := range *roles {
-				var a domain.Scope
-				if domain.Role(r) == domain.RoleApprover {
-					a = auth
-				}
-				if err := k.GrantRole(c.Context(), clerk.System, args[0], domain.Role(r), a); err != nil {
-					return inputErr(err)
-				}
-			}
-			tok, err := k.IssueToken(c.Context(), clerk.System, args[0])
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(c.OutOrStdout(), "principal %s registered\ntoken (shown once, stored only as a hash): %s\n", args[0], tok)
+			fmt.Fprintf(c.OutOrStdout(), "principal %s registered\ntoken %s (shown once, stored only as a hash): %s\n", args[0], id, tok)
 			return nil
 		})
 	}
@@ -98,15 +80,26 @@ func newPrincipalsCmd() *cobra.Command {
 	tdata := dataFlag(token)
 	token.RunE = func(c *cobra.Command, args []string) error {
 		return withClerk(c.Context(), *tdata, func(k *clerk.Clerk) error {
-			tok, err := k.IssueToken(c.Context(), clerk.System, args[0])
+			id, tok, err := k.IssueToken(c.Context(), clerk.System, args[0])
 			if err != nil {
 				return inputErr(err)
 			}
-			fmt.Fprintln(c.OutOrStdout(), tok)
+			fmt.Fprintf(c.OutOrStdout(), "token %s (shown once, stored only as a hash): %s\n", id, tok)
 			return nil
 		})
 	}
-	pc.AddCommand(add, token)
+	revoke := &cobra.Command{Use: "revoke-token ID TOKEN-ID", Short: "Revoke one of a principal's API tokens (its portal sign-ins end with it)", Args: cobra.ExactArgs(2)}
+	vdata := dataFlag(revoke)
+	revoke.RunE = func(c *cobra.Command, args []string) error {
+		return withClerk(c.Context(), *vdata, func(k *clerk.Clerk) error {
+			if err := k.RevokeToken(c.Context(), clerk.System, args[0], args[1]); err != nil {
+				return inputErr(err)
+			}
+			fmt.Fprintf(c.OutOrStdout(), "token %s of %s revoked\n", args[1], args[0])
+			return nil
+		})
+	}
+	pc.AddCommand(add, token, revoke)
 	return pc
 }
 
@@ -122,14 +115,11 @@ func newAgentsCmd() *cobra.Command {
 			return usageErr("--owner is required")
 		}
 		return withClerk(c.Context(), *data, func(k *clerk.Clerk) error {
-			if err := k.RegisterAgent(c.Context(), clerk.System, args[0], *name, *owner, *harness); err != nil {
+			id, key, err := k.EnrolAgent(c.Context(), clerk.System, args[0], *name, *owner, *harness)
+			if err != nil {
 				return inputErr(err)
 			}
-			key, err := k.IssueAgentKey(c.Context(), clerk.System, args[0])
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(c.OutOrStdout(), "agent %s registered (owner %s)\nkey (shown once, stored only as a hash): %s\n", args[0], *owner, key)
+			fmt.Fprintf(c.OutOrStdout(), "agent %s registered (owner %s)\nkey %s (shown once, stored only as a hash): %s\n", args[0], *owner, id, key)
 			return nil
 		})
 	}

@@ -33,6 +33,7 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	Agent() AgentResolver
 	Change() ChangeResolver
 	Exception() ExceptionResolver
 	Mutation() MutationResolver
@@ -54,9 +55,16 @@ type ComplexityRoot struct {
 	Agent struct {
 		Harness func(childComplexity int) int
 		ID      func(childComplexity int) int
+		KeyIds  func(childComplexity int) int
 		Name    func(childComplexity int) int
 		Owner   func(childComplexity int) int
 		Retired func(childComplexity int) int
+	}
+
+	AgentKeyPayload struct {
+		AgentID func(childComplexity int) int
+		Key     func(childComplexity int) int
+		KeyID   func(childComplexity int) int
 	}
 
 	Answer struct {
@@ -181,6 +189,9 @@ type ComplexityRoot struct {
 		AttachEvidence    func(childComplexity int, input model.AttachEvidenceInput) int
 		DeclareFreeze     func(childComplexity int, input model.DeclareFreezeInput) int
 		EndSession        func(childComplexity int, input model.EndSessionInput) int
+		GrantRole         func(childComplexity int, input model.GrantRoleInput) int
+		IssueAgentKey     func(childComplexity int, input model.AgentRefInput) int
+		IssueToken        func(childComplexity int, input model.PrincipalRefInput) int
 		LiftFreeze        func(childComplexity int, input model.LiftFreezeInput) int
 		RecordAction      func(childComplexity int, input model.RecordActionInput) int
 		RecordRollback    func(childComplexity int, input model.RecordRollbackInput) int
@@ -190,6 +201,9 @@ type ComplexityRoot struct {
 		RequestPromotion  func(childComplexity int, input model.ChangeRefInput) int
 		RequestSession    func(childComplexity int, input model.ChangeRefInput) int
 		ResolveException  func(childComplexity int, input model.ResolveExceptionInput) int
+		RetireAgent       func(childComplexity int, input model.AgentRefInput) int
+		RevokeRole        func(childComplexity int, input model.RevokeRoleInput) int
+		RevokeToken       func(childComplexity int, input model.RevokeTokenInput) int
 		SubmitPlan        func(childComplexity int, input model.SubmitPlanInput) int
 		ViewPlan          func(childComplexity int, input model.ChangeRefInput) int
 	}
@@ -216,6 +230,7 @@ type ComplexityRoot struct {
 		ID        func(childComplexity int) int
 		Name      func(childComplexity int) int
 		Roles     func(childComplexity int) int
+		TokenIds  func(childComplexity int) int
 	}
 
 	Proof struct {
@@ -244,11 +259,13 @@ type ComplexityRoot struct {
 	RegisterAgentPayload struct {
 		AgentID func(childComplexity int) int
 		Key     func(childComplexity int) int
+		KeyID   func(childComplexity int) int
 	}
 
 	RegisterPrincipalPayload struct {
 		PrincipalID func(childComplexity int) int
 		Token       func(childComplexity int) int
+		TokenID     func(childComplexity int) int
 	}
 
 	Review struct {
@@ -300,6 +317,12 @@ type ComplexityRoot struct {
 		Events func(childComplexity int, changeID *string) int
 	}
 
+	TokenPayload struct {
+		PrincipalID func(childComplexity int) int
+		Token       func(childComplexity int) int
+		TokenID     func(childComplexity int) int
+	}
+
 	Verdict struct {
 		Allowed  func(childComplexity int) int
 		Reason   func(childComplexity int) int
@@ -313,6 +336,9 @@ type ComplexityRoot struct {
 
 // region    ************************** generated!.gotpl **************************
 
+type AgentResolver interface {
+	KeyIds(ctx context.Context, obj *projections.AgentView) ([]string, error)
+}
 type ChangeResolver interface {
 	Approver(ctx context.Context, obj *answers.ChangeView) (*string, error)
 }
@@ -337,12 +363,19 @@ type MutationResolver interface {
 	DeclareFreeze(ctx context.Context, input model.DeclareFreezeInput) (*model.FreezePayload, error)
 	LiftFreeze(ctx context.Context, input model.LiftFreezeInput) (bool, error)
 	ResolveException(ctx context.Context, input model.ResolveExceptionInput) (*answers.ChangeView, error)
+	GrantRole(ctx context.Context, input model.GrantRoleInput) (bool, error)
+	RevokeRole(ctx context.Context, input model.RevokeRoleInput) (bool, error)
+	IssueToken(ctx context.Context, input model.PrincipalRefInput) (*model.TokenPayload, error)
+	RevokeToken(ctx context.Context, input model.RevokeTokenInput) (bool, error)
+	IssueAgentKey(ctx context.Context, input model.AgentRefInput) (*model.AgentKeyPayload, error)
+	RetireAgent(ctx context.Context, input model.AgentRefInput) (bool, error)
 }
 type PlanResolver interface {
 	Scope(ctx context.Context, obj *domain.Plan) ([]*domain.Rule, error)
 }
 type PrincipalResolver interface {
 	Authority(ctx context.Context, obj *projections.PrincipalView) ([]*domain.Rule, error)
+	TokenIds(ctx context.Context, obj *projections.PrincipalView) ([]string, error)
 }
 type QueryResolver interface {
 	Changes(ctx context.Context, first *int, after *string, filter *model.ChangeFilter) (*model.ChangeConnection, error)
@@ -404,6 +437,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Agent.ID(childComplexity), true
+	case "Agent.keyIds":
+		if e.ComplexityRoot.Agent.KeyIds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Agent.KeyIds(childComplexity), true
 	case "Agent.name":
 		if e.ComplexityRoot.Agent.Name == nil {
 			break
@@ -422,6 +461,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Agent.Retired(childComplexity), true
+
+	case "AgentKeyPayload.agentId":
+		if e.ComplexityRoot.AgentKeyPayload.AgentID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AgentKeyPayload.AgentID(childComplexity), true
+	case "AgentKeyPayload.key":
+		if e.ComplexityRoot.AgentKeyPayload.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AgentKeyPayload.Key(childComplexity), true
+	case "AgentKeyPayload.keyId":
+		if e.ComplexityRoot.AgentKeyPayload.KeyID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AgentKeyPayload.KeyID(childComplexity), true
 
 	case "Answer.answer":
 		if e.ComplexityRoot.Answer.Answer == nil {
@@ -914,6 +972,39 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.EndSession(childComplexity, args["input"].(model.EndSessionInput)), true
+	case "Mutation.grantRole":
+		if e.ComplexityRoot.Mutation.GrantRole == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_grantRole_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.GrantRole(childComplexity, args["input"].(model.GrantRoleInput)), true
+	case "Mutation.issueAgentKey":
+		if e.ComplexityRoot.Mutation.IssueAgentKey == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_issueAgentKey_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.IssueAgentKey(childComplexity, args["input"].(model.AgentRefInput)), true
+	case "Mutation.issueToken":
+		if e.ComplexityRoot.Mutation.IssueToken == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_issueToken_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.IssueToken(childComplexity, args["input"].(model.PrincipalRefInput)), true
 	case "Mutation.liftFreeze":
 		if e.ComplexityRoot.Mutation.LiftFreeze == nil {
 			break
@@ -1013,6 +1104,39 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ResolveException(childComplexity, args["input"].(model.ResolveExceptionInput)), true
+	case "Mutation.retireAgent":
+		if e.ComplexityRoot.Mutation.RetireAgent == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_retireAgent_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RetireAgent(childComplexity, args["input"].(model.AgentRefInput)), true
+	case "Mutation.revokeRole":
+		if e.ComplexityRoot.Mutation.RevokeRole == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_revokeRole_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RevokeRole(childComplexity, args["input"].(model.RevokeRoleInput)), true
+	case "Mutation.revokeToken":
+		if e.ComplexityRoot.Mutation.RevokeToken == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_revokeToken_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RevokeToken(childComplexity, args["input"].(model.RevokeTokenInput)), true
 	case "Mutation.submitPlan":
 		if e.ComplexityRoot.Mutation.SubmitPlan == nil {
 			break
@@ -1128,6 +1252,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Principal.Roles(childComplexity), true
+	case "Principal.tokenIds":
+		if e.ComplexityRoot.Principal.TokenIds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Principal.TokenIds(childComplexity), true
 
 	case "Proof.canonical":
 		if e.ComplexityRoot.Proof.Canonical == nil {
@@ -1281,6 +1411,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RegisterAgentPayload.Key(childComplexity), true
+	case "RegisterAgentPayload.keyId":
+		if e.ComplexityRoot.RegisterAgentPayload.KeyID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegisterAgentPayload.KeyID(childComplexity), true
 
 	case "RegisterPrincipalPayload.principalId":
 		if e.ComplexityRoot.RegisterPrincipalPayload.PrincipalID == nil {
@@ -1294,6 +1430,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RegisterPrincipalPayload.Token(childComplexity), true
+	case "RegisterPrincipalPayload.tokenId":
+		if e.ComplexityRoot.RegisterPrincipalPayload.TokenID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RegisterPrincipalPayload.TokenID(childComplexity), true
 
 	case "Review.commentPresent":
 		if e.ComplexityRoot.Review.CommentPresent == nil {
@@ -1475,6 +1617,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Subscription.Events(childComplexity, args["changeId"].(*string)), true
 
+	case "TokenPayload.principalId":
+		if e.ComplexityRoot.TokenPayload.PrincipalID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TokenPayload.PrincipalID(childComplexity), true
+	case "TokenPayload.token":
+		if e.ComplexityRoot.TokenPayload.Token == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TokenPayload.Token(childComplexity), true
+	case "TokenPayload.tokenId":
+		if e.ComplexityRoot.TokenPayload.TokenID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TokenPayload.TokenID(childComplexity), true
+
 	case "Verdict.allowed":
 		if e.ComplexityRoot.Verdict.Allowed == nil {
 			break
@@ -1515,14 +1676,17 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
 		return graphql.NewInputUnmarshalerIndex(
+			graphql.NewInputUnmarshaler("AgentRefInput", ec.unmarshalInputAgentRefInput),
 			graphql.NewInputUnmarshaler("ApprovePlanInput", ec.unmarshalInputApprovePlanInput),
 			graphql.NewInputUnmarshaler("AttachEvidenceInput", ec.unmarshalInputAttachEvidenceInput),
 			graphql.NewInputUnmarshaler("ChangeFilter", ec.unmarshalInputChangeFilter),
 			graphql.NewInputUnmarshaler("ChangeRefInput", ec.unmarshalInputChangeRefInput),
 			graphql.NewInputUnmarshaler("DeclareFreezeInput", ec.unmarshalInputDeclareFreezeInput),
 			graphql.NewInputUnmarshaler("EndSessionInput", ec.unmarshalInputEndSessionInput),
+			graphql.NewInputUnmarshaler("GrantRoleInput", ec.unmarshalInputGrantRoleInput),
 			graphql.NewInputUnmarshaler("LiftFreezeInput", ec.unmarshalInputLiftFreezeInput),
 			graphql.NewInputUnmarshaler("PlanInput", ec.unmarshalInputPlanInput),
+			graphql.NewInputUnmarshaler("PrincipalRefInput", ec.unmarshalInputPrincipalRefInput),
 			graphql.NewInputUnmarshaler("RecordActionInput", ec.unmarshalInputRecordActionInput),
 			graphql.NewInputUnmarshaler("RecordRollbackInput", ec.unmarshalInputRecordRollbackInput),
 			graphql.NewInputUnmarshaler("RegisterAgentInput", ec.unmarshalInputRegisterAgentInput),
@@ -1530,6 +1694,8 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("RejectPlanInput", ec.unmarshalInputRejectPlanInput),
 			graphql.NewInputUnmarshaler("ResolveExceptionInput", ec.unmarshalInputResolveExceptionInput),
 			graphql.NewInputUnmarshaler("ResourceUseInput", ec.unmarshalInputResourceUseInput),
+			graphql.NewInputUnmarshaler("RevokeRoleInput", ec.unmarshalInputRevokeRoleInput),
+			graphql.NewInputUnmarshaler("RevokeTokenInput", ec.unmarshalInputRevokeTokenInput),
 			graphql.NewInputUnmarshaler("ScopeRuleInput", ec.unmarshalInputScopeRuleInput),
 			graphql.NewInputUnmarshaler("SubmitPlanInput", ec.unmarshalInputSubmitPlanInput),
 		)
@@ -1625,6 +1791,74 @@ func newExecutionContext(
 }
 
 var sources = []*ast.Source{
+	{Name: "../identity.graphqls", Input: `# Identity administration: admins grant and revoke roles, issue and revoke
+# principal tokens, issue agent keys and retire agents. Tokens and keys are
+# shown once and stored only as hashes; their ids name them for revocation.
+
+extend type Mutation {
+  "Grants a role; an approver's authority is the scope they may approve."
+  grantRole(input: GrantRoleInput!): Boolean!
+  "Takes a role back, an approver's authority with it."
+  revokeRole(input: RevokeRoleInput!): Boolean!
+  "Issues another API token for a principal."
+  issueToken(input: PrincipalRefInput!): TokenPayload!
+  "Revokes a principal's API token: from then on it authenticates nothing, portal sign-ins made with it included."
+  revokeToken(input: RevokeTokenInput!): Boolean!
+  "Issues another key for an agent."
+  issueAgentKey(input: AgentRefInput!): AgentKeyPayload!
+  "Retires an agent: its keys stop working and its live sessions end at their next action."
+  retireAgent(input: AgentRefInput!): Boolean!
+}
+
+extend type Principal {
+  "The ids of the principal's live API tokens (never the tokens)."
+  tokenIds: [ID!]!
+}
+
+extend type Agent {
+  "The ids of the agent's live keys (never the keys)."
+  keyIds: [ID!]!
+}
+
+input GrantRoleInput {
+  principalId: ID!
+  role: String!
+  "Approvers only: the scope they may approve."
+  authority: [ScopeRuleInput!]
+}
+
+input RevokeRoleInput {
+  principalId: ID!
+  role: String!
+}
+
+input PrincipalRefInput {
+  principalId: ID!
+}
+
+input RevokeTokenInput {
+  principalId: ID!
+  tokenId: ID!
+}
+
+input AgentRefInput {
+  agentId: ID!
+}
+
+type TokenPayload {
+  principalId: ID!
+  tokenId: ID!
+  "Shown once; stored only as a hash."
+  token: String!
+}
+
+type AgentKeyPayload {
+  agentId: ID!
+  keyId: ID!
+  "Shown once; stored only as a hash."
+  key: String!
+}
+`, BuiltIn: false},
 	{Name: "../sample.graphqls", Input: `extend type Query {
   """
   A reproducible sample of the changes promoted in [from, to): every change of
@@ -1834,6 +2068,8 @@ input RegisterPrincipalInput {
 
 type RegisterPrincipalPayload {
   principalId: ID!
+  "Names the token, to revoke it."
+  tokenId: ID!
   "Shown once; stored only as a hash."
   token: String!
 }
@@ -1847,6 +2083,8 @@ input RegisterAgentInput {
 
 type RegisterAgentPayload {
   agentId: ID!
+  "Names the key."
+  keyId: ID!
   "Shown once; stored only as a hash."
   key: String!
 }
@@ -2090,8 +2328,22 @@ func (ec *executionContext) childFields_Agent(ctx context.Context, field graphql
 		return ec.fieldContext_Agent_harness(ctx, field)
 	case "retired":
 		return ec.fieldContext_Agent_retired(ctx, field)
+	case "keyIds":
+		return ec.fieldContext_Agent_keyIds(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Agent", field.Name)
+}
+
+func (ec *executionContext) childFields_AgentKeyPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "agentId":
+		return ec.fieldContext_AgentKeyPayload_agentId(ctx, field)
+	case "keyId":
+		return ec.fieldContext_AgentKeyPayload_keyId(ctx, field)
+	case "key":
+		return ec.fieldContext_AgentKeyPayload_key(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AgentKeyPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_Answer(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2372,6 +2624,8 @@ func (ec *executionContext) childFields_Principal(ctx context.Context, field gra
 		return ec.fieldContext_Principal_roles(ctx, field)
 	case "authority":
 		return ec.fieldContext_Principal_authority(ctx, field)
+	case "tokenIds":
+		return ec.fieldContext_Principal_tokenIds(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Principal", field.Name)
 }
@@ -2398,6 +2652,8 @@ func (ec *executionContext) childFields_RegisterAgentPayload(ctx context.Context
 	switch field.Name {
 	case "agentId":
 		return ec.fieldContext_RegisterAgentPayload_agentId(ctx, field)
+	case "keyId":
+		return ec.fieldContext_RegisterAgentPayload_keyId(ctx, field)
 	case "key":
 		return ec.fieldContext_RegisterAgentPayload_key(ctx, field)
 	}
@@ -2408,6 +2664,8 @@ func (ec *executionContext) childFields_RegisterPrincipalPayload(ctx context.Con
 	switch field.Name {
 	case "principalId":
 		return ec.fieldContext_RegisterPrincipalPayload_principalId(ctx, field)
+	case "tokenId":
+		return ec.fieldContext_RegisterPrincipalPayload_tokenId(ctx, field)
 	case "token":
 		return ec.fieldContext_RegisterPrincipalPayload_token(ctx, field)
 	}
@@ -2502,6 +2760,18 @@ func (ec *executionContext) childFields_SubmitPlanPayload(ctx context.Context, f
 		return ec.fieldContext_SubmitPlanPayload_planHash(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type SubmitPlanPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_TokenPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "principalId":
+		return ec.fieldContext_TokenPayload_principalId(ctx, field)
+	case "tokenId":
+		return ec.fieldContext_TokenPayload_tokenId(ctx, field)
+	case "token":
+		return ec.fieldContext_TokenPayload_token(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TokenPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_Verdict(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2692,6 +2962,48 @@ func (ec *executionContext) field_Mutation_endSession_args(ctx context.Context, 
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_grantRole_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.GrantRoleInput, error) {
+			return ec.unmarshalNGrantRoleInput2githubᚗcomᚋevidenceᚑparityᚋdocketᚋgraphᚋmodelᚐGrantRoleInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_issueAgentKey_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.AgentRefInput, error) {
+			return ec.unmarshalNAgentRefInput2githubᚗcomᚋevidenceᚑparityᚋdocketᚋgraphᚋmodelᚐAgentRefInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_issueToken_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.PrincipalRefInput, error) {
+			return ec.unmarshalNPrincipalRefInput2githubᚗcomᚋevidenceᚑparityᚋdocketᚋgraphᚋmodelᚐPrincipalRefInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_liftFreeze_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2810,6 +3122,48 @@ func (ec *executionContext) field_Mutation_resolveException_args(ctx context.Con
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.ResolveExceptionInput, error) {
 			return ec.unmarshalNResolveExceptionInput2githubᚗcomᚋevidenceᚑparityᚋdocketᚋgraphᚋmodelᚐResolveExceptionInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_retireAgent_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.AgentRefInput, error) {
+			return ec.unmarshalNAgentRefInput2githubᚗcomᚋevidenceᚑparityᚋdocketᚋgraphᚋmodelᚐAgentRefInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_revokeRole_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.RevokeRoleInput, error) {
+			return ec.unmarshalNRevokeRoleInput2githubᚗcomᚋevidenceᚑparityᚋdocketᚋgraphᚋmodelᚐRevokeRoleInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_revokeToken_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.RevokeTokenInput, error) {
+			return ec.unmarshalNRevokeTokenInput2githubᚗcomᚋevidenceᚑparityᚋdocketᚋgraphᚋmodelᚐRevokeTokenInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -3286,6 +3640,98 @@ func (ec *executionContext) _Agent_retired(ctx context.Context, field graphql.Co
 }
 func (ec *executionContext) fieldContext_Agent_retired(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Agent", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _Agent_keyIds(ctx context.Context, field graphql.CollectedField, obj *projections.AgentView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Agent_keyIds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Agent().KeyIds(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNID2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Agent_keyIds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Agent", field, true, true, "ID")
+}
+
+func (ec *executionContext) _AgentKeyPayload_agentId(ctx context.Context, field graphql.CollectedField, obj *model.AgentKeyPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AgentKeyPayload_agentId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AgentID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AgentKeyPayload_agentId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AgentKeyPayload", field, false, false, "ID")
+}
+
+func (ec *executionContext) _AgentKeyPayload_keyId(ctx context.Context, field graphql.CollectedField, obj *model.AgentKeyPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AgentKeyPayload_keyId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.KeyID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AgentKeyPayload_keyId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AgentKeyPayload", field, false, false, "ID")
+}
+
+func (ec *executionContext) _AgentKeyPayload_key(ctx context.Context, field graphql.CollectedField, obj *model.AgentKeyPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AgentKeyPayload_key(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Key, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AgentKeyPayload_key(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AgentKeyPayload", field, false, false, "String")
 }
 
 func (ec *executionContext) _Answer_question(ctx context.Context, field graphql.CollectedField, obj *answers.Answer) (ret graphql.Marshaler) {
@@ -5712,6 +6158,270 @@ func (ec *executionContext) fieldContext_Mutation_resolveException(ctx context.C
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_grantRole(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_grantRole(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().GrantRole(ctx, fc.Args["input"].(model.GrantRoleInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_grantRole(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_grantRole_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_revokeRole(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_revokeRole(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RevokeRole(ctx, fc.Args["input"].(model.RevokeRoleInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_revokeRole(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_revokeRole_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_issueToken(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_issueToken(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().IssueToken(ctx, fc.Args["input"].(model.PrincipalRefInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.TokenPayload) graphql.Marshaler {
+			return ec.marshalNTokenPayload2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋgraphᚋmodelᚐTokenPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_issueToken(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TokenPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_issueToken_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_revokeToken(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_revokeToken(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RevokeToken(ctx, fc.Args["input"].(model.RevokeTokenInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_revokeToken(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_revokeToken_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_issueAgentKey(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_issueAgentKey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().IssueAgentKey(ctx, fc.Args["input"].(model.AgentRefInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AgentKeyPayload) graphql.Marshaler {
+			return ec.marshalNAgentKeyPayload2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋgraphᚋmodelᚐAgentKeyPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_issueAgentKey(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AgentKeyPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_issueAgentKey_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_retireAgent(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_retireAgent(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RetireAgent(ctx, fc.Args["input"].(model.AgentRefInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_retireAgent(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_retireAgent_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *model.PageInfo) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6073,6 +6783,29 @@ func (ec *executionContext) fieldContext_Principal_authority(_ context.Context, 
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Principal_tokenIds(ctx context.Context, field graphql.CollectedField, obj *projections.PrincipalView) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Principal_tokenIds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Principal().TokenIds(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNID2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Principal_tokenIds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Principal", field, true, true, "ID")
 }
 
 func (ec *executionContext) _Proof_eventId(ctx context.Context, field graphql.CollectedField, obj *model.Proof) (ret graphql.Marshaler) {
@@ -6757,6 +7490,29 @@ func (ec *executionContext) fieldContext_RegisterAgentPayload_agentId(_ context.
 	return graphql.NewScalarFieldContext("RegisterAgentPayload", field, false, false, "ID")
 }
 
+func (ec *executionContext) _RegisterAgentPayload_keyId(ctx context.Context, field graphql.CollectedField, obj *model.RegisterAgentPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RegisterAgentPayload_keyId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.KeyID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RegisterAgentPayload_keyId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RegisterAgentPayload", field, false, false, "ID")
+}
+
 func (ec *executionContext) _RegisterAgentPayload_key(ctx context.Context, field graphql.CollectedField, obj *model.RegisterAgentPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6800,6 +7556,29 @@ func (ec *executionContext) _RegisterPrincipalPayload_principalId(ctx context.Co
 	)
 }
 func (ec *executionContext) fieldContext_RegisterPrincipalPayload_principalId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RegisterPrincipalPayload", field, false, false, "ID")
+}
+
+func (ec *executionContext) _RegisterPrincipalPayload_tokenId(ctx context.Context, field graphql.CollectedField, obj *model.RegisterPrincipalPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RegisterPrincipalPayload_tokenId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TokenID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RegisterPrincipalPayload_tokenId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("RegisterPrincipalPayload", field, false, false, "ID")
 }
 
@@ -7507,6 +8286,75 @@ func (ec *executionContext) fieldContext_Subscription_events(ctx context.Context
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _TokenPayload_principalId(ctx context.Context, field graphql.CollectedField, obj *model.TokenPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TokenPayload_principalId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PrincipalID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TokenPayload_principalId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TokenPayload", field, false, false, "ID")
+}
+
+func (ec *executionContext) _TokenPayload_tokenId(ctx context.Context, field graphql.CollectedField, obj *model.TokenPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TokenPayload_tokenId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TokenID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TokenPayload_tokenId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TokenPayload", field, false, false, "ID")
+}
+
+func (ec *executionContext) _TokenPayload_token(ctx context.Context, field graphql.CollectedField, obj *model.TokenPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TokenPayload_token(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Token, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TokenPayload_token(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TokenPayload", field, false, false, "String")
 }
 
 func (ec *executionContext) _Verdict_allowed(ctx context.Context, field graphql.CollectedField, obj *domain.Verdict) (ret graphql.Marshaler) {
@@ -8697,6 +9545,48 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 // region    **************************** input.gotpl *****************************
 
+func (ec *executionContext) unmarshalInputAgentRefInput(ctx context.Context, obj any) (model.AgentRefInput, error) {
+	var it model.AgentRefInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"agentId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "agentId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("agentId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AgentID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalAgentRefInput unmarshals raw into the AgentRefInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalAgentRefInput(ctx context.Context, raw any) (model.AgentRefInput, error) {
+	var out model.AgentRefInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "AgentRefInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputApprovePlanInput(ctx context.Context, obj any) (model.ApprovePlanInput, error) {
 	var it model.ApprovePlanInput
 	if obj == nil {
@@ -9047,6 +9937,62 @@ func UnmarshalEndSessionInput(ctx context.Context, raw any) (model.EndSessionInp
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputGrantRoleInput(ctx context.Context, obj any) (model.GrantRoleInput, error) {
+	var it model.GrantRoleInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"principalId", "role", "authority"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "principalId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("principalId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PrincipalID = data
+		case "role":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("role"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Role = data
+		case "authority":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("authority"))
+			data, err := ec.unmarshalOScopeRuleInput2ᚕᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚐRuleᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Authority = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalGrantRoleInput unmarshals raw into the GrantRoleInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalGrantRoleInput(ctx context.Context, raw any) (model.GrantRoleInput, error) {
+	var out model.GrantRoleInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "GrantRoleInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputLiftFreezeInput(ctx context.Context, obj any) (model.LiftFreezeInput, error) {
 	var it model.LiftFreezeInput
 	if obj == nil {
@@ -9177,6 +10123,48 @@ func (ec *executionContext) unmarshalInputPlanInput(ctx context.Context, obj any
 func UnmarshalPlanInput(ctx context.Context, raw any) (model.PlanInput, error) {
 	var out model.PlanInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "PlanInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputPrincipalRefInput(ctx context.Context, obj any) (model.PrincipalRefInput, error) {
+	var it model.PrincipalRefInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"principalId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "principalId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("principalId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PrincipalID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalPrincipalRefInput unmarshals raw into the PrincipalRefInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalPrincipalRefInput(ctx context.Context, raw any) (model.PrincipalRefInput, error) {
+	var out model.PrincipalRefInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "PrincipalRefInput", raw, &out)
 	return out, err
 }
 
@@ -9593,6 +10581,104 @@ func UnmarshalResourceUseInput(ctx context.Context, raw any) (model.ResourceUseI
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputRevokeRoleInput(ctx context.Context, obj any) (model.RevokeRoleInput, error) {
+	var it model.RevokeRoleInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"principalId", "role"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "principalId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("principalId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PrincipalID = data
+		case "role":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("role"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Role = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalRevokeRoleInput unmarshals raw into the RevokeRoleInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalRevokeRoleInput(ctx context.Context, raw any) (model.RevokeRoleInput, error) {
+	var out model.RevokeRoleInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "RevokeRoleInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputRevokeTokenInput(ctx context.Context, obj any) (model.RevokeTokenInput, error) {
+	var it model.RevokeTokenInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"principalId", "tokenId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "principalId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("principalId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PrincipalID = data
+		case "tokenId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tokenId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TokenID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalRevokeTokenInput unmarshals raw into the RevokeTokenInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalRevokeTokenInput(ctx context.Context, raw any) (model.RevokeTokenInput, error) {
+	var out model.RevokeTokenInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "RevokeTokenInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputScopeRuleInput(ctx context.Context, obj any) (domain.Rule, error) {
 	var it domain.Rule
 	if obj == nil {
@@ -9758,25 +10844,74 @@ func (ec *executionContext) _Agent(ctx context.Context, sel ast.SelectionSet, ob
 		case "id":
 			out.Values[i] = ec._Agent_id(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "name":
 			out.Values[i] = ec._Agent_name(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "owner":
 			out.Values[i] = ec._Agent_owner(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "harness":
 			out.Values[i] = ec._Agent_harness(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "retired":
 			out.Values[i] = ec._Agent_retired(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "keyIds":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Agent_keyIds(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var agentKeyPayloadImplementors = []string{"AgentKeyPayload"}
+
+func (ec *executionContext) _AgentKeyPayload(ctx context.Context, sel ast.SelectionSet, obj *model.AgentKeyPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, agentKeyPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AgentKeyPayload")
+		case "agentId":
+			out.Values[i] = ec._AgentKeyPayload_agentId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "keyId":
+			out.Values[i] = ec._AgentKeyPayload_keyId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "key":
+			out.Values[i] = ec._AgentKeyPayload_key(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -10704,6 +11839,48 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "grantRole":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_grantRole(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "revokeRole":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_revokeRole(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "issueToken":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_issueToken(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "revokeToken":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_revokeToken(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "issueAgentKey":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_issueAgentKey(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "retireAgent":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_retireAgent(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -10864,6 +12041,12 @@ func (ec *executionContext) _Principal(ctx context.Context, sel ast.SelectionSet
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Principal_authority(ctx, field, obj)
+				})
+		case "tokenIds":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Principal_tokenIds(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -11072,6 +12255,11 @@ func (ec *executionContext) _RegisterAgentPayload(ctx context.Context, sel ast.S
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "keyId":
+			out.Values[i] = ec._RegisterAgentPayload_keyId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "key":
 			out.Values[i] = ec._RegisterAgentPayload_key(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -11107,6 +12295,11 @@ func (ec *executionContext) _RegisterPrincipalPayload(ctx context.Context, sel a
 			out.Values[i] = graphql.MarshalString("RegisterPrincipalPayload")
 		case "principalId":
 			out.Values[i] = ec._RegisterPrincipalPayload_principalId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "tokenId":
+			out.Values[i] = ec._RegisterPrincipalPayload_tokenId(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -11453,6 +12646,49 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
+}
+
+var tokenPayloadImplementors = []string{"TokenPayload"}
+
+func (ec *executionContext) _TokenPayload(ctx context.Context, sel ast.SelectionSet, obj *model.TokenPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, tokenPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("TokenPayload")
+		case "principalId":
+			out.Values[i] = ec._TokenPayload_principalId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "tokenId":
+			out.Values[i] = ec._TokenPayload_tokenId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "token":
+			out.Values[i] = ec._TokenPayload_token(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
 }
 
 var verdictImplementors = []string{"Verdict"}
@@ -11902,6 +13138,19 @@ func (ec *executionContext) marshalNAgent2ᚖgithubᚗcomᚋevidenceᚑparityᚋ
 	return ec._Agent(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNAgentKeyPayload2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋgraphᚋmodelᚐAgentKeyPayload(ctx context.Context, sel ast.SelectionSet, v *model.AgentKeyPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AgentKeyPayload!")
+		return graphql.Null
+	}
+	return ec._AgentKeyPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNAgentRefInput2githubᚗcomᚋevidenceᚑparityᚋdocketᚋgraphᚋmodelᚐAgentRefInput(ctx context.Context, v any) (model.AgentRefInput, error) {
+	res, err := ec.unmarshalInputAgentRefInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNAnswer2githubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚋanswersᚐAnswer(ctx context.Context, sel ast.SelectionSet, v answers.Answer) graphql.Marshaler {
 	return ec._Answer(ctx, sel, &v)
 }
@@ -12199,6 +13448,11 @@ func (ec *executionContext) marshalNFreezePayload2ᚖgithubᚗcomᚋevidenceᚑp
 	return ec._FreezePayload(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNGrantRoleInput2githubᚗcomᚋevidenceᚑparityᚋdocketᚋgraphᚋmodelᚐGrantRoleInput(ctx context.Context, v any) (model.GrantRoleInput, error) {
+	res, err := ec.unmarshalInputGrantRoleInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNID2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalID(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -12211,6 +13465,35 @@ func (ec *executionContext) marshalNID2string(ctx context.Context, sel ast.Selec
 		graphql.AddInvalidNullFromMarshaler(ctx, "ID!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNID2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNID2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNID2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNID2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalNInt2int(ctx context.Context, v any) (int, error) {
@@ -12289,6 +13572,11 @@ func (ec *executionContext) marshalNPrincipal2ᚖgithubᚗcomᚋevidenceᚑparit
 	return ec._Principal(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNPrincipalRefInput2githubᚗcomᚋevidenceᚑparityᚋdocketᚋgraphᚋmodelᚐPrincipalRefInput(ctx context.Context, v any) (model.PrincipalRefInput, error) {
+	res, err := ec.unmarshalInputPrincipalRefInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNRecordActionInput2githubᚗcomᚋevidenceᚑparityᚋdocketᚋgraphᚋmodelᚐRecordActionInput(ctx context.Context, v any) (model.RecordActionInput, error) {
 	res, err := ec.unmarshalInputRecordActionInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -12352,6 +13640,16 @@ func (ec *executionContext) unmarshalNResourceUseInput2ᚕᚖgithubᚗcomᚋevid
 func (ec *executionContext) unmarshalNResourceUseInput2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋgraphᚋmodelᚐResourceUseInput(ctx context.Context, v any) (*model.ResourceUseInput, error) {
 	res, err := ec.unmarshalInputResourceUseInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNRevokeRoleInput2githubᚗcomᚋevidenceᚑparityᚋdocketᚋgraphᚋmodelᚐRevokeRoleInput(ctx context.Context, v any) (model.RevokeRoleInput, error) {
+	res, err := ec.unmarshalInputRevokeRoleInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNRevokeTokenInput2githubᚗcomᚋevidenceᚑparityᚋdocketᚋgraphᚋmodelᚐRevokeTokenInput(ctx context.Context, v any) (model.RevokeTokenInput, error) {
+	res, err := ec.unmarshalInputRevokeTokenInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNSample2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋgraphᚋmodelᚐSample(ctx context.Context, sel ast.SelectionSet, v *model.Sample) graphql.Marshaler {
@@ -12509,6 +13807,14 @@ func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel as
 		graphql.AddInvalidNullFromMarshaler(ctx, "Time!")
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNTokenPayload2ᚖgithubᚗcomᚋevidenceᚑparityᚋdocketᚋgraphᚋmodelᚐTokenPayload(ctx context.Context, sel ast.SelectionSet, v *model.TokenPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "TokenPayload!")
+		return graphql.Null
+	}
+	return ec._TokenPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNVerb2githubᚗcomᚋevidenceᚑparityᚋdocketᚋdomainᚐVerb(ctx context.Context, v any) (domain.Verb, error) {

@@ -14,6 +14,17 @@ type ActionPayload struct {
 	Verdicts []*domain.Verdict `json:"verdicts"`
 }
 
+type AgentKeyPayload struct {
+	AgentID string `json:"agentId"`
+	KeyID   string `json:"keyId"`
+	// Shown once; stored only as a hash.
+	Key string `json:"key"`
+}
+
+type AgentRefInput struct {
+	AgentID string `json:"agentId"`
+}
+
 type ApprovePlanInput struct {
 	ChangeID string  `json:"changeId"`
 	PlanHash string  `json:"planHash"`
@@ -85,6 +96,13 @@ type FreezePayload struct {
 	FreezeID string `json:"freezeId"`
 }
 
+type GrantRoleInput struct {
+	PrincipalID string `json:"principalId"`
+	Role        string `json:"role"`
+	// Approvers only: the scope they may approve.
+	Authority []*domain.Rule `json:"authority,omitempty"`
+}
+
 type LedgerEvent struct {
 	ID        string    `json:"id"`
 	Position  int       `json:"position"`
@@ -128,6 +146,10 @@ type PlanInput struct {
 	Emergency    *bool          `json:"emergency,omitempty"`
 }
 
+type PrincipalRefInput struct {
+	PrincipalID string `json:"principalId"`
+}
+
 type Proof struct {
 	EventID  string `json:"eventId"`
 	Position int    `json:"position"`
@@ -164,6 +186,8 @@ type RegisterAgentInput struct {
 
 type RegisterAgentPayload struct {
 	AgentID string `json:"agentId"`
+	// Names the key.
+	KeyID string `json:"keyId"`
 	// Shown once; stored only as a hash.
 	Key string `json:"key"`
 }
@@ -179,6 +203,8 @@ type RegisterPrincipalInput struct {
 
 type RegisterPrincipalPayload struct {
 	PrincipalID string `json:"principalId"`
+	// Names the token, to revoke it.
+	TokenID string `json:"tokenId"`
 	// Shown once; stored only as a hash.
 	Token string `json:"token"`
 }
@@ -200,6 +226,16 @@ type ResolveExceptionInput struct {
 type ResourceUseInput struct {
 	Resource string      `json:"resource"`
 	Verb     domain.Verb `json:"verb"`
+}
+
+type RevokeRoleInput struct {
+	PrincipalID string `json:"principalId"`
+	Role        string `json:"role"`
+}
+
+type RevokeTokenInput struct {
+	PrincipalID string `json:"principalId"`
+	TokenID     string `json:"tokenId"`
 }
 
 type Sample struct {
@@ -233,4 +269,11 @@ type SubmitPlanPayload struct {
 }
 
 type Subscription struct {
+}
+
+type TokenPayload struct {
+	PrincipalID string `json:"principalId"`
+	TokenID     string `json:"tokenId"`
+	// Shown once; stored only as a hash.
+	Token string `json:"token"`
 }

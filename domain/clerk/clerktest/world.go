@@ -75,7 +75,7 @@ func NewWorld(t testing.TB) *World {
 		}
 	}
 	login := func(id string) domain.Actor {
-		tok, err := k.IssueToken(ctx, sys, id)
+		_, tok, err := k.IssueToken(ctx, sys, id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,7 +89,7 @@ func NewWorld(t testing.TB) *World {
 	if err := k.RegisterAgent(ctx, w.Admin, w.AgentID, "Claude Code in CI", "alice", "claude-code"); err != nil {
 		t.Fatal(err)
 	}
-	key, err := k.IssueAgentKey(ctx, w.Admin, w.AgentID)
+	_, key, err := k.IssueAgentKey(ctx, w.Admin, w.AgentID)
 	if err != nil {
 		t.Fatal(err)
 	}
