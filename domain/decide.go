@@ -166,7 +166,8 @@ func Approve(c *Change, a Actor, planHash, comment string, now time.Time, pol Po
 		return nil, fmt.Errorf("%w: %s %s", ErrNoAuthority, r.Resource, joinVerbs(r.Verbs))
 	}
 	rv, events := review(c, p.ID, comment, now, pol)
-	return append(events, PlanApproved{Change: c.ID, PlanHash: planHash, Approver: p.ID, AuthMethod: a.AuthMethod, Comment: comment, At: now, Review: rv}), nil
+	return append(events, PlanApproved{Change: c.ID, PlanHash: planHash, Approver: p.ID, AuthMethod: a.AuthMethod, Comment: comment, At: now, Review: rv,
+		Authority: p.Authority.Clone()}), nil
 }
 
 // Reject records an approver's rejection of the plan hash.

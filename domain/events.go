@@ -98,6 +98,10 @@ type (
 		Comment    string    `json:"comment,omitempty"`
 		At         time.Time `json:"at"`
 		Review     Review    `json:"review"`
+		// Authority is the approver's authority when they approved: the
+		// scope that covered every rule of the plan, kept so the answers
+		// can show it did, from the change's own records.
+		Authority Scope `json:"authority,omitempty"`
 	}
 	PlanRejected struct {
 		Change     string    `json:"change"`

@@ -18,7 +18,9 @@ type Prover interface {
 	Lookup(ctx context.Context, id string) (ledger.Record, error)
 	LatestCheckpoint(ctx context.Context) ([]byte, bool, error)
 	InclusionProof(ctx context.Context, index, size uint64) ([][]byte, error)
-	Checkpoints(ctx context.Context) ([][]byte, error)
+	// RecentCheckpoints returns the n latest checkpoints' notes, latest
+	// first.
+	RecentCheckpoints(ctx context.Context, n int) ([][]byte, error)
 	Head(ctx context.Context) (size uint64, root []byte, err error)
 }
 
@@ -72,13 +74,13 @@ func (r *Resolver) checkpoints(ctx context.Context, last *int) ([]*model.Checkpo
 	if n < 1 || n > 1000 {
 		return nil, fmt.Errorf("%w: last must be 1..1000", domain.ErrInvalidInput)
 	}
-	notes, err := r.Prover.Checkpoints(ctx)
+	notes, err := r.Prover.RecentCheckpoints(ctx, n)
 	if err != nil {
 		return nil, err
 	}
 	out := []*model.Checkpoint{}
-	for i := len(notes) - 1; i >= 0 && len(out) < n; i-- {
-		cp, err := checkpointOf(notes[i])
+	for _, note := range notes {
+		cp, err := checkpointOf(note)
 		if err != nil {
 			return nil, err
 		}

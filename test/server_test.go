@@ -119,8 +119,12 @@ func TestServerLifecycleOverHTTP(t *testing.T) {
 	_ = alice
 	s := startServer(t, bin, data)
 
-	if _, errs := s.gql(t, "", `{ me { id } }`, nil); errCode(errs) != "UNAUTHENTICATED" {
-		t.Fatalf("anonymous: %v", errs)
+	// Anonymous callers are refused before their query is parsed, so
+	// not even a validation error's suggestions tell them of the schema.
+	for _, q := range []string{`{ me { id } }`, `{ mee { id } }`, `{ chnges { totalCount } }`, `mutation { submitPlan(`} {
+		if _, errs := s.gql(t, "", q, nil); errCode(errs) != "UNAUTHENTICATED" || strings.Contains(fmt.Sprint(errs), "Did you mean") {
+			t.Fatalf("anonymous %s: %v, want UNAUTHENTICATED and nothing else", q, errs)
+		}
 	}
 	if _, errs := s.gql(t, "dkt_tok_bob.forged-forged-forged", `{ me { id } }`, nil); errCode(errs) != "UNAUTHENTICATED" {
 		t.Fatalf("forged token: %v", errs)
@@ -222,13 +226,48 @@ func TestServerLifecycleOverHTTP(t *testing.T) {
 		}
 	}
 
+	// The latest checkpoints, latest first; the newest covers the event.
+	d = mustData(t)(s.gql(t, carol, `{ checkpoints(last: 2) { size root note } }`, nil))
+	cps := d["checkpoints"].([]any)
+	if len(cps) == 0 || len(cps) > 2 || (len(cps) == 2 && cps[0].(map[string]any)["size"].(float64) <= cps[1].(map[string]any)["size"].(float64)) {
+		t.Fatalf("checkpoints(last: 2): %v", cps)
+	}
+	if _, errs := s.gql(t, carol, `{ checkpoints(last: 0) { size } }`, nil); errCode(errs) != "INVALID_INPUT" {
+		t.Fatalf("checkpoints(last: 0): %v", errs)
+	}
+
 	d = mustData(t)(s.gql(t, bob, `mutation { declareFreeze(input: {environment: "production", reason: "quarter close"}) { freezeId } }`, nil))
 	frz := d["declareFreeze"].(map[string]any)["freezeId"].(string)
+	// During the freeze an approved change gets no session: FROZEN, and
+	// the refusal is on its record.
+	d = mustData(t)(s.gql(t, agent, `mutation { submitPlan(input: {requestedBy: "alice", plan: {objective: "o", method: "m", scope: [{resource: "file:github.com/acme/api/**", verbs: ["write"]}], testApproach: "t", backoutPath: "b", environment: "production"}}) { changeId planHash } }`, nil))
+	frozen := map[string]any{"id": d["submitPlan"].(map[string]any)["changeId"], "hash": d["submitPlan"].(map[string]any)["planHash"]}
+	mustData(t)(s.gql(t, bob, `mutation($id: ID!, $hash: String!) { approvePlan(input: {changeId: $id, planHash: $hash, comment: "ok"}) { status } }`, frozen))
+	if _, errs := s.gql(t, agent, `mutation($id: ID!) { requestSession(input: {changeId: $id}) { sessionId } }`, frozen); errCode(errs) != "FROZEN" {
+		t.Fatalf("a session during a freeze: %v, want FROZEN", errs)
+	}
 	d = mustData(t)(s.gql(t, carol, `{ freezes { id environment scope by } principals { id roles authority { resource } } }`, nil))
 	if f := d["freezes"].([]any); len(f) != 1 || f[0].(map[string]any)["id"] != frz || f[0].(map[string]any)["by"] != "bob" {
 		t.Fatalf("freezes: %v", f)
 	}
 	mustData(t)(s.gql(t, bob, `mutation($f: ID!) { liftFreeze(input: {freezeId: $f}) }`, map[string]any{"f": frz}))
+	// Lifted, the session is issued; the answers show the freeze check
+	// passed and cite the refused request, and the approver's authority
+	// as the approval recorded it.
+	mustData(t)(s.gql(t, agent, `mutation($id: ID!) { requestSession(input: {changeId: $id}) { sessionId } }`, frozen))
+	d = mustData(t)(s.gql(t, carol, `query($id: ID!) { change(id: $id) { answers { attributes { name result detail events } } } }`, frozen))
+	attrs := map[string]map[string]any{}
+	for _, a := range d["change"].(map[string]any)["answers"].([]any) {
+		for _, at := range a.(map[string]any)["attributes"].([]any) {
+			attrs[at.(map[string]any)["name"].(string)] = at.(map[string]any)
+		}
+	}
+	if f := attrs["no_freeze_at_issuance"]; f["result"] != "pass" || !strings.Contains(f["detail"].(string), "1 earlier request(s) refused during a freeze") || len(f["events"].([]any)) != 2 {
+		t.Errorf("no_freeze_at_issuance: %v", f)
+	}
+	if a := attrs["approver_authority"]; a["result"] != "pass" || !strings.Contains(a["detail"].(string), "bob's authority (2 rule(s)) covers every rule") {
+		t.Errorf("approver_authority: %v", a)
+	}
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		d = mustData(t)(s.gql(t, carol, `{ principals { id roles authority { resource } } }`, nil))
 		if len(d["principals"].([]any)) == 3 {
@@ -263,6 +302,9 @@ func TestServerLifecycleOverHTTP(t *testing.T) {
 		resp.Body.Close()
 		if !strings.Contains(string(raw), `"code":"INVALID_INPUT"`) {
 			t.Errorf("%s: %d %s, want INVALID_INPUT", name, resp.StatusCode, raw)
+		}
+		if strings.Contains(string(raw), "submitPlan(") || strings.Contains(string(raw), "declareFreeze(") {
+			t.Errorf("%s: the answer echoes the request: %s", name, raw)
 		}
 	}
 	deep := "{ __schema { types { fields { type " + strings.Repeat("{ ofType ", 46) + "{ name }" + strings.Repeat(" }", 46) + " } } } }"

@@ -24,6 +24,7 @@ type serverLedger interface {
 	Head(ctx context.Context) (size uint64, root []byte, err error)
 	LatestCheckpoint(ctx context.Context) ([]byte, bool, error)
 	Checkpoints(ctx context.Context) ([][]byte, error)
+	RecentCheckpoints(ctx context.Context, n int) ([][]byte, error)
 	InclusionProof(ctx context.Context, index, size uint64) ([][]byte, error)
 	ConsistencyProof(ctx context.Context, size1, size2 uint64) ([][]byte, error)
 	Lookup(ctx context.Context, id string) (ledger.Record, error)

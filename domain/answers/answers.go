@@ -98,7 +98,7 @@ type facts struct {
 	evidence                                                        map[domain.EvidenceKind]string
 	issuanceChecks, promotionChecks                                 []domain.Check
 	promotedAt                                                      time.Time
-	approver                                                        *domain.Principal
+	frozenOut                                                       []string // issuances refused for a freeze
 }
 
 // Decoded is a record with its domain event decoded (Err if that failed).
@@ -190,6 +190,9 @@ func (b *Builder) Add(d Decoded) {
 		if e.Stage == domain.StageIssuance && e.Passed {
 			f.issuance, f.issuanceChecks = id, e.Checks
 		}
+		if ch, ok := checkOf(e.Checks, "no_freeze"); ok && e.Stage == domain.StageIssuance && !ch.Passed {
+			f.frozenOut = append(f.frozenOut, id)
+		}
 		if e.Stage == domain.StagePromotion {
 			f.promotion, f.promotionChecks = id, e.Checks
 		}
@@ -252,6 +255,19 @@ func attr(name string, ok bool, detail string, events ...string) Attribute {
 	return a
 }
 
+// approverAuthority checks the plan's scope against the authority the
+// approval records. Approvals recorded before the authority was kept with
+// them pass on the clerk's check at the time, and say so.
+func approverAuthority(a *domain.PlanApproved, plan domain.Scope, approved string) Attribute {
+	if a.Authority == nil {
+		return attr("approver_authority", true, "checked when approved; this approval does not record the authority", approved)
+	}
+	if r, ok := a.Authority.Uncovered(plan); ok {
+		return attr("approver_authority", false, fmt.Sprintf("%s's authority does not cover %s %v", a.Approver, r.Resource, r.Verbs), approved)
+	}
+	return attr("approver_authority", true, fmt.Sprintf("%s's authority (%d rule(s)) covers every rule of the plan", a.Approver, len(a.Authority)), approved)
+}
+
 // checkOf finds a gate check by name.
 func checkOf(checks []domain.Check, name string) (domain.Check, bool) {
 	for _, c := range checks {
@@ -275,7 +291,7 @@ func answers(c *domain.Change, f *facts) []Answer {
 		auth = append(auth,
 			attr("approved_before_first_action", before, detail, f.approved, f.firstAction),
 			attr("approver_not_requester", a.Approver != c.RequestedBy, fmt.Sprintf("approver %s, requested by %s", a.Approver, c.RequestedBy), f.approved, f.submitted),
-			attr("approver_authority", true, "authority covered every scope rule when approved", f.approved),
+			approverAuthority(a, c.Plan.Scope, f.approved),
 			attr("approver_authenticated", a.AuthMethod != "", "authenticated by "+a.AuthMethod, f.approved),
 			reviewDepth(a.Review, f.approved),
 		)
@@ -286,7 +302,14 @@ func answers(c *domain.Change, f *facts) []Answer {
 		auth = append(auth, attr("approved", false, "no approval of plan "+short(c.PlanHash), f.submitted))
 	}
 	if ch, ok := checkOf(f.issuanceChecks, "no_freeze"); ok {
-		auth = append(auth, attr("no_freeze_at_issuance", ch.Passed, ch.Detail, f.issuance))
+		// The gate issues no credential under a freeze, so this passes;
+		// requests the freeze refused are cited with it.
+		at := attr("no_freeze_at_issuance", ch.Passed, ch.Detail, f.issuance)
+		if n := len(f.frozenOut); n > 0 {
+			at.Detail += fmt.Sprintf("; %d earlier request(s) refused during a freeze", n)
+			at.Events = append(slices.Clone(f.frozenOut), at.Events...)
+		}
+		auth = append(auth, at)
 	}
 	who := "nobody yet"
 	if c.Approval != nil {

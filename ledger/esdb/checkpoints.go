@@ -210,6 +210,32 @@ func (l *Log) Checkpoints(ctx context.Context) ([][]byte, error) {
 	return out, nil
 }
 
+// RecentCheckpoints returns the signed notes of the n latest checkpoints,
+// latest first, reading the checkpoint stream backwards only as far as it
+// must (key records stand between checkpoints now and then).
+func (l *Log) RecentCheckpoints(ctx context.Context, n int) ([][]byte, error) {
+	for count := uint64(n); ; count *= 2 {
+		evs, _, err := l.readStream(ctx, l.cpStream, 0, true, count)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", l.cpStream, err)
+		}
+		var out [][]byte
+		for _, e := range evs {
+			if e.EventType != typeCheckpointSigned || len(out) == n {
+				continue
+			}
+			var c checkpointSigned
+			if err := json.Unmarshal(e.Data, &c); err != nil {
+				return nil, &ledger.Failure{Position: -1, Reason: fmt.Sprintf("checkpoint stream revision %d does not parse: %v", e.EventNumber, err)}
+			}
+			out = append(out, []byte(c.Note))
+		}
+		if len(out) == n || uint64(len(evs)) < count {
+			return out, nil
+		}
+	}
+}
+
 // latestCheckpoint returns the last CheckpointSigned event and the
 // revision of the checkpoint stream's last event.
 func (l *Log) latestCheckpoint(ctx context.Context) (c checkpointSigned, found bool, lastRev uint64, err error) {

@@ -327,6 +327,7 @@ func TestCheckpointsNeverFork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	storetest.CheckRecentCheckpoints(t, notes, b.RecentCheckpoints)
 	var last uint64
 	for _, n := range notes {
 		cp, err := ledger.CheckpointBody(n)

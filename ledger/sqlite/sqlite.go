@@ -805,18 +805,30 @@ func (s *Store) checkStreamCount(ctx context.Context) error {
 
 // Checkpoints returns every stored signed checkpoint note in size order.
 func (s *Store) Checkpoints(ctx context.Context) ([][]byte, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT note FROM checkpoints ORDER BY size`)
+	return s.notes(ctx, `SELECT note FROM checkpoints ORDER BY size`)
+}
+
+// RecentCheckpoints returns the signed notes of the n largest stored
+// checkpoints, largest first: what a reader of the latest few needs,
+// without reading every checkpoint ever signed.
+func (s *Store) RecentCheckpoints(ctx context.Context, n int) ([][]byte, error) {
+	return s.notes(ctx, `SELECT note FROM checkpoints ORDER BY size DESC LIMIT ?`, n)
+}
+
+// notes runs a query for checkpoint notes.
+func (s *Store) notes(ctx context.Context, query string, args ...any) ([][]byte, error) {
+	rows, err := s.rdb.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read checkpoints: %w", err)
 	}
 	defer rows.Close()
 	var out [][]byte
 	for rows.Next() {
-		var n []byte
-		if err := rows.Scan(&n); err != nil {
+		var note []byte
+		if err := rows.Scan(&note); err != nil {
 			return nil, fmt.Errorf("read checkpoints: %w", err)
 		}
-		out = append(out, n)
+		out = append(out, note)
 	}
 	return out, rows.Err()
 }

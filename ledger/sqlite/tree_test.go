@@ -231,6 +231,7 @@ func TestCheckpointsFollowGrowthAtMostOncePerInterval(t *testing.T) {
 	if len(notes) < 2 || len(notes) > 8 {
 		t.Errorf("%d checkpoints for 1s of appends with a 200ms interval, want 2..8", len(notes))
 	}
+	storetest.CheckRecentCheckpoints(t, notes, s.RecentCheckpoints)
 	// Nothing new: no new checkpoint.
 	time.Sleep(300 * time.Millisecond)
 	again, _ := s.Checkpoints(ctx)

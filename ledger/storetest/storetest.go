@@ -493,3 +493,28 @@ func testSubscribeCancel(t *testing.T, s ledger.Store) {
 		t.Fatal("subscription did not end after its context was cancelled")
 	}
 }
+
+// CheckRecentCheckpoints checks a store's RecentCheckpoints against every
+// checkpoint it holds (all, oldest first): the n latest, latest first, for
+// n below, at and above the count.
+func CheckRecentCheckpoints(t *testing.T, all [][]byte, recent func(ctx context.Context, n int) ([][]byte, error)) {
+	t.Helper()
+	for _, n := range []int{1, 2, len(all), len(all) + 3} {
+		got, err := recent(context.Background(), n)
+		if err != nil {
+			t.Fatalf("RecentCheckpoints(%d): %v", n, err)
+		}
+		want := [][]byte{}
+		for i := len(all) - 1; i >= 0 && len(want) < n; i-- {
+			want = append(want, all[i])
+		}
+		if len(got) != len(want) {
+			t.Fatalf("RecentCheckpoints(%d) of %d: %d notes, want %d", n, len(all), len(got), len(want))
+		}
+		for i := range want {
+			if !bytes.Equal(got[i], want[i]) {
+				t.Fatalf("RecentCheckpoints(%d)[%d] = %q, want %q", n, i, got[i], want[i])
+			}
+		}
+	}
+}
