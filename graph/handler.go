@@ -128,7 +128,38 @@ func NewHandler(r *Resolver, logger *slog.Logger, lim Limits) http.Handler {
 		}
 		return next(context.WithValue(ctx, callerKey{}, o.caller))
 	})
-	return checkInput(withUpgradeAuth(srv))
+	return authenticated(r, logger, checkInput(withUpgradeAuth(srv)))
+}
+
+// authenticated refuses an HTTP request whose bearer token is missing or
+// authenticates no one before anything reads its body or parses its
+// query: an anonymous caller learns nothing of the schema, not even from a
+// validation error's suggestions ("Did you mean …?"). The outcome is the
+// boundary's (AuthenticateRequest), or found here for a handler mounted
+// without it. Websocket upgrades pass: their connection's init
+// authenticates them.
+func authenticated(r *Resolver, logger *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Header.Get("Upgrade") != "" {
+			next.ServeHTTP(w, req)
+			return
+		}
+		o, ok := req.Context().Value(outcomeKey{}).(authOutcome)
+		if !ok {
+			o.caller, o.err = r.authenticate(req.Context(), req.Header.Get("Authorization"))
+			req = req.WithContext(context.WithValue(req.Context(), outcomeKey{}, o))
+		}
+		switch {
+		case o.err == nil:
+			next.ServeHTTP(w, req)
+		case errors.Is(o.err, domain.ErrUnauthenticated):
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			WriteError(w, http.StatusUnauthorized, "UNAUTHENTICATED", o.err.Error())
+		default:
+			logger.Error("authentication failed", "err", o.err)
+			WriteError(w, http.StatusInternalServerError, "INTERNAL", "internal error")
+		}
+	})
 }
 
 // pageSize is the number of items a list argument asks for, or its

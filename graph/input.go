@@ -14,8 +14,8 @@ import (
 
 // checkInput refuses, before gqlgen decodes it, a request whose body or
 // query string is not valid UTF-8 (encoding/json would replace each bad
-// byte with U+FFFD and the ledger would store text the client never sent)
-// and a mutation sent over GET. A POST body is read whole (the server's
+// byte with U+FFFD and the ledger would store text the client never sent),
+// a POST body that is not JSON, and a mutation sent over GET. A POST body is read whole (the server's
 // body limit bounds it) and handed on as read.
 func checkInput(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -33,6 +33,11 @@ func checkInput(next http.Handler) http.Handler {
 			}
 			if !utf8.Valid(buf.Bytes()) {
 				WriteError(w, http.StatusBadRequest, "INVALID_INPUT", "request body is not valid UTF-8")
+				return
+			}
+			if !json.Valid(buf.Bytes()) {
+				// Said here, gqlgen's transport would echo the whole body.
+				WriteError(w, http.StatusBadRequest, "INVALID_INPUT", "request body is not valid JSON")
 				return
 			}
 			r.Body = io.NopCloser(buf)
