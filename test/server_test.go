@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -646,8 +647,19 @@ func TestShutdownFinishesRequestsInFlight(t *testing.T) {
 	if err := s.cmd.Wait(); err != nil {
 		t.Fatalf("serve exited with %v after SIGTERM", err)
 	}
-	if after := eventCount(t, verified(t, bin, data)); after != before+1 {
+	after := eventCount(t, verified(t, bin, data))
+	if after != before+1 {
 		t.Fatalf("%d events before, %d after: the freeze declared in flight must be recorded", before, after)
+	}
+	// The read models flushed on the way out: they hold every event.
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(data, "projections.db")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var projected int
+	if err := db.QueryRow(`SELECT value FROM meta WHERE key = 'position'`).Scan(&projected); err != nil || projected != after {
+		t.Fatalf("the read models hold %d of the %d events after shutdown (%v)", projected, after, err)
 	}
 }
 

@@ -147,16 +147,24 @@ from EventStoreDB when missing) and the read models.`,
 			return err
 		case <-ctx.Done():
 		}
-		// Graceful: in-flight requests finish, then projections flush.
+		// Graceful: in-flight requests finish, the emergency sweep stops,
+		// then the projections flush.
 		logger.Info("shutting down")
 		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		if err := srv.Shutdown(shutdownCtx); err != nil {
 			logger.Error("shutdown", "err", err)
 		}
+		stopSweep()
+		<-swept
 		stopProj()
 		if err := <-projDone; err != nil && !errors.Is(err, context.Canceled) {
 			logger.Error("projections", "err", err)
+		}
+		// The read models take in everything written until now, whatever
+		// the live projection had not yet been handed when it stopped.
+		if err := proj.CatchUp(shutdownCtx); err != nil {
+			logger.Error("projections: final catch-up", "err", err)
 		}
 		return nil
 	}
