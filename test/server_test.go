@@ -43,7 +43,9 @@ func startServer(t *testing.T, bin, data string) *server {
 // startCmd starts a `docket serve` command and waits for its address.
 func startCmd(t *testing.T, cmd *exec.Cmd) *server {
 	t.Helper()
-	cmd.Stderr = os.Stderr
+	if cmd.Stderr == nil {
+		cmd.Stderr = os.Stderr
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
