@@ -356,15 +356,19 @@ func TestServerLifecycleOverHTTP(t *testing.T) {
 			t.Errorf("a mutation over GET: %d %s, want 405 with INVALID_INPUT", resp.StatusCode, raw)
 		}
 	}
-	// Over the cost limit: a thousand items of each list, each with its
-	// answers.
+	// Over the cost limit: each list at the most its resolver takes (500
+	// changes, exceptions or sessions, 1,000 sampled), twice where one is
+	// not enough, with enough of each item: the costs multiply by the
+	// list's size, or these would pass.
 	for _, q := range []string{
-		`{ changes(first: 1000) { edges { node { id answers { attributes { name events } } } } } }`,
+		`{ a: changes(first: 500) { edges { node { id answers { attributes { name events } } } } } b: changes(first: 500) { edges { node { id answers { attributes { name events } } } } } }`,
 		`{ sample(from: "2026-01-01T00:00:00Z", to: "2027-01-01T00:00:00Z", size: 1000, seed: "s") { changes { answers { attributes { name events } } } } }`,
-		`{ exceptions(first: 1000) { changeId exception { id kind session reason resolved disposition } } sessions(first: 1000) { changeId session { id agent credentialId planHash issuedAt expiresAt revoked ended actions } } }`,
+		`{ a: exceptions(first: 500) { changeId exception { id kind session reason resolved disposition } } b: exceptions(first: 500) { changeId exception { id kind session reason resolved disposition } } }`,
+		`{ a: sessions(first: 500) { changeId session { id agent credentialId planHash } } b: sessions(first: 500) { changeId session { id agent credentialId planHash } } }`,
+		`{ a: checkpoints(last: 1000) { size root note } b: checkpoints(last: 1000) { size root note } }`,
 	} {
-		if _, errs := s.gql(t, carol, q, nil); errCode(errs) != "INVALID_INPUT" {
-			t.Errorf("over the cost limit, %s: %v, want INVALID_INPUT", q, errs)
+		if _, errs := s.gql(t, carol, q, nil); errCode(errs) != "INVALID_INPUT" || !strings.Contains(fmt.Sprint(errs), "complexity") {
+			t.Errorf("over the cost limit, %s: %v, want INVALID_INPUT for its complexity", q, errs)
 		}
 	}
 	// 10 MiB, with its length announced and chunked (the limit is found
