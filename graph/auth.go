@@ -110,7 +110,36 @@ func actor(ctx context.Context) (domain.Actor, error) {
 		}
 		return domain.Actor{}, fmt.Errorf("%w: this operation needs a principal token or an agent key", domain.ErrUnauthenticated)
 	}
+	if a := c.actor; a.Kind == domain.ActorHuman && a.Principal != nil && len(a.Principal.Roles) == 0 {
+		// Revoking a principal's last role takes everything, reading too.
+		return domain.Actor{}, fmt.Errorf("%w: principal %s holds no role", domain.ErrForbidden, a.ID)
+	}
 	return *c.actor, nil
+}
+
+// reauthorize checks again, for an operation that lasts (a subscription),
+// that the token it began with still authenticates a caller who may read:
+// not revoked, not a retired agent's key, not a principal stripped of
+// every role.
+func (r *Resolver) reauthorize(ctx context.Context, header string) error {
+	c, err := r.authenticate(ctx, header)
+	if err != nil {
+		return err
+	}
+	_, err = actor(context.WithValue(ctx, callerKey{}, c))
+	return err
+}
+
+// admin refuses every caller but an admin.
+func admin(ctx context.Context) error {
+	a, err := actor(ctx)
+	if err != nil {
+		return err
+	}
+	if a.Kind != domain.ActorHuman || a.Principal == nil || !a.Principal.Roles[domain.RoleAdmin] {
+		return fmt.Errorf("%w: only an admin sees token and key ids", domain.ErrForbidden)
+	}
+	return nil
 }
 
 // mutator returns the authenticated caller, refusing auditors: auditors

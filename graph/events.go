@@ -3,17 +3,25 @@ package graph
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/evidence-parity/docket/graph/model"
 )
 
+// recheckEvery is how often a streaming subscription checks its caller
+// again: a revoked token, a retired agent or a principal left with no role
+// stops receiving within this long of the next event.
+const recheckEvery = time.Second
+
 // events streams ledger events appended from now on, optionally only one
-// change's, until the subscriber goes away.
+// change's, until the subscriber goes away or may no longer read them.
 func (r *Resolver) events(ctx context.Context, changeID *string) (<-chan *model.LedgerEvent, error) {
 	size, _, err := r.Prover.Head(ctx)
 	if err != nil {
 		return nil, err
 	}
+	header, streaming := ctx.Value(streamAuthKey{}).(string)
+	checked := time.Now()
 	out := make(chan *model.LedgerEvent, 64)
 	go func() {
 		defer close(out)
@@ -27,6 +35,13 @@ func (r *Resolver) events(ctx context.Context, changeID *string) (<-chan *model.
 			e := rec.Event
 			if changeID != nil && e.Correlation != *changeID {
 				continue
+			}
+			if streaming && time.Since(checked) >= recheckEvery {
+				if err := r.reauthorize(ctx, header); err != nil {
+					slog.Default().Info("events subscription ended: its caller may no longer read", "err", err)
+					return
+				}
+				checked = time.Now()
 			}
 			ev := &model.LedgerEvent{ID: e.ID, Position: int(rec.Position), Stream: e.Stream, Revision: int(e.Revision), Type: e.Type,
 				Time: e.Time, ActorKind: e.Actor.Kind, ActorID: e.Actor.ID, Data: string(e.Data)}

@@ -103,6 +103,8 @@ func NewHandler(r *Resolver, logger *slog.Logger, lim Limits) http.Handler {
 				header = graphql.GetOperationContext(ctx).Headers.Get("Authorization")
 			}
 			o.caller, o.err = r.authenticate(ctx, header)
+			// A subscription checks it again while it streams.
+			ctx = context.WithValue(ctx, streamAuthKey{}, header)
 		}
 		refuse := func(err error, code map[string]any) graphql.ResponseHandler {
 			return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{Message: err.Error(), Extensions: code}}})
@@ -174,6 +176,10 @@ func pageSize(n *int, def int) int {
 // websocketKey marks the context of a websocket connection's operations;
 // its value is the rate key of the caller the connection was opened for.
 type websocketKey struct{}
+
+// streamAuthKey holds the Authorization header a websocket operation was
+// authenticated with, for a subscription to check it again as it streams.
+type streamAuthKey struct{}
 
 // upgradeAuthKey holds a websocket upgrade request's Authorization header
 // for the connection's init.

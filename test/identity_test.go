@@ -1,9 +1,15 @@
 package test
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/coder/websocket/wsjson"
 )
 
 // TestIdentityAdministrationOverHTTP: an admin enrols people and agents,
@@ -73,6 +79,9 @@ func TestIdentityAdministrationOverHTTP(t *testing.T) {
 		t.Errorf("a revoked token: %v, want UNAUTHENTICATED", errs)
 	}
 	ok(s.gql(t, second, `{ me { id } }`, nil))
+	if _, errs := s.gql(t, second, `{ principals { id tokenIds } }`, nil); errCode(errs) != "FORBIDDEN" {
+		t.Errorf("token ids asked for by a requester: %v, want FORBIDDEN", errs)
+	}
 	if _, errs := s.gql(t, admin, fmt.Sprintf(`mutation { revokeToken(input: {principalId: "bob", tokenId: %q}) }`, firstID), nil); errCode(errs) != "NOT_FOUND" {
 		t.Errorf("revoking a revoked token: %v, want NOT_FOUND", errs)
 	}
@@ -98,6 +107,43 @@ func TestIdentityAdministrationOverHTTP(t *testing.T) {
 		t.Errorf("a role for nobody: %v, want NOT_FOUND", errs)
 	}
 
+	// Carol, an auditor, follows the ledger's events over a websocket.
+	// Her token revoked, her subscription ends at the next event after a
+	// second, with nothing written since delivered; her role revoked
+	// too, her other token reads nothing.
+	d = ok(s.gql(t, admin, `mutation { registerPrincipal(input: {id: "carol", name: "Carol", roles: ["auditor"]}) { tokenId token } }`, nil))
+	carol, carolID := d["registerPrincipal"].(map[string]any)["token"].(string), d["registerPrincipal"].(map[string]any)["tokenId"].(string)
+	d = ok(s.gql(t, admin, `mutation { issueToken(input: {principalId: "carol"}) { token } }`, nil))
+	carol2 := d["issueToken"].(map[string]any)["token"].(string)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn := s.dialWS(ctx, t, nil)
+	wsjson.Write(ctx, conn, map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer " + carol}})
+	wsjson.Write(ctx, conn, map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{"query": `subscription { events { type stream } }`}})
+	time.Sleep(200 * time.Millisecond) // the subscription starts
+	ok(s.gql(t, admin, fmt.Sprintf(`mutation { revokeToken(input: {principalId: "carol", tokenId: %q}) }`, carolID), nil))
+	time.Sleep(1100 * time.Millisecond)
+	ok(s.gql(t, admin, `mutation { registerPrincipal(input: {id: "dora", name: "Dora", roles: ["auditor"]}) { tokenId } }`, nil))
+	for {
+		var m map[string]any
+		if err := wsjson.Read(ctx, conn, &m); err != nil {
+			t.Fatalf("the subscription of a revoked token did not end: %v", err)
+		}
+		if m["type"] == "complete" && m["id"] == "1" {
+			break
+		}
+		if raw, _ := json.Marshal(m); strings.Contains(string(raw), "principal-dora") {
+			t.Fatalf("a revoked token's subscription was sent %s", raw)
+		}
+	}
+	ok(s.gql(t, carol2, `{ me { id } }`, nil))
+	ok(s.gql(t, admin, `mutation { revokeRole(input: {principalId: "carol", role: "auditor"}) }`, nil))
+	for _, q := range []string{`{ me { id } }`, `{ changes(first: 1) { totalCount } }`} {
+		if _, errs := s.gql(t, carol2, q, nil); errCode(errs) != "FORBIDDEN" {
+			t.Errorf("a principal with no role, %s: %v, want FORBIDDEN", q, errs)
+		}
+	}
+
 	// A second key for the agent; retired, none of its keys works.
 	d = ok(s.gql(t, admin, `mutation { issueAgentKey(input: {agentId: "claude-ci"}) { keyId key } }`, nil))
 	key2 := d["issueAgentKey"].(map[string]any)["key"].(string)
@@ -108,8 +154,8 @@ func TestIdentityAdministrationOverHTTP(t *testing.T) {
 			t.Errorf("a retired agent's key: %v, want UNAUTHENTICATED", errs)
 		}
 	}
-	if _, errs := s.gql(t, admin, `mutation { issueAgentKey(input: {agentId: "claude-ci"}) { keyId } }`, nil); errCode(errs) != "FORBIDDEN" {
-		t.Errorf("a key for a retired agent: %v, want FORBIDDEN", errs)
+	if _, errs := s.gql(t, admin, `mutation { issueAgentKey(input: {agentId: "claude-ci"}) { keyId } }`, nil); errCode(errs) != "CONFLICT" {
+		t.Errorf("a key for a retired agent: %v, want CONFLICT", errs)
 	}
 	waitFor(t, "the agent retired in the inventory", func() bool {
 		d := ok(s.gql(t, admin, `{ agents { id retired keyIds } }`, nil))

@@ -254,7 +254,7 @@ func (k *Clerk) IssueAgentKey(ctx context.Context, by domain.Actor, id string) (
 			return nil, fmt.Errorf("%w: no agent %s", domain.ErrNotFound, id)
 		}
 		if a.Retired {
-			return nil, fmt.Errorf("%w: agent %s is retired", domain.ErrForbidden, id)
+			return nil, fmt.Errorf("%w: agent %s is retired", domain.ErrConflict, id)
 		}
 		return []domain.Event{domain.AgentKeyIssued{Agent: id, KeyID: keyID, Hash: hash}}, nil
 	})

@@ -215,9 +215,20 @@ func (l *Log) Checkpoints(ctx context.Context) ([][]byte, error) {
 // must (key records stand between checkpoints now and then).
 func (l *Log) RecentCheckpoints(ctx context.Context, n int) ([][]byte, error) {
 	for count := uint64(n); ; count *= 2 {
-		evs, _, err := l.readStream(ctx, l.cpStream, 0, true, count)
+		evs, found, err := l.readStream(ctx, l.cpStream, 0, true, count)
+		if errors.Is(err, errTombstoned) {
+			return nil, &ledger.Failure{Position: -1, Reason: fmt.Sprintf("the checkpoint stream %s was tombstoned in EventStoreDB", l.cpStream)}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", l.cpStream, err)
+		}
+		if !found || len(evs) == 0 {
+			return nil, &ledger.Failure{Position: -1, Reason: fmt.Sprintf("the checkpoint stream %s is missing or was deleted in EventStoreDB", l.cpStream)}
+		}
+		for i := 1; i < len(evs); i++ {
+			if evs[i].EventNumber != evs[i-1].EventNumber-1 {
+				return nil, &ledger.Failure{Position: -1, Reason: fmt.Sprintf("the checkpoint stream jumps from revision %d to %d: checkpoints were removed", evs[i].EventNumber, evs[i-1].EventNumber)}
+			}
 		}
 		var out [][]byte
 		for _, e := range evs {

@@ -348,6 +348,25 @@ func TestCheckpointsNeverFork(t *testing.T) {
 	}
 }
 
+// TestRecentCheckpointsOfADeletedStream: with the checkpoint stream
+// deleted, the latest checkpoints are a ledger failure, as all of them
+// are, not an empty list.
+func TestRecentCheckpointsOfADeletedStream(t *testing.T) {
+	o := buildSigned(t)
+	if _, err := client(t).DeleteStream(context.Background(), o.remote.CheckpointStream, kurrentdb.DeleteStreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := esdb.Dial(o.remote)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var f *ledger.Failure
+	if _, err := l.RecentCheckpoints(context.Background(), 2); !errors.As(err, &f) || !strings.Contains(f.Reason, "missing or was deleted") {
+		t.Fatalf("RecentCheckpoints of a deleted checkpoint stream: %v, want a ledger failure", err)
+	}
+}
+
 // TestIndexRebuilds: a node with an empty local index rebuilds the same
 // tree from EventStoreDB.
 func TestIndexRebuilds(t *testing.T) {
