@@ -2,6 +2,7 @@ package projections_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"path/filepath"
 	"slices"
@@ -209,5 +210,53 @@ func TestPagingOrdersByTime(t *testing.T) {
 	slices.Reverse(ids)
 	if !slices.Equal(got, ids) {
 		t.Fatalf("pages gave %v, want newest first %v", got, ids)
+	}
+}
+
+// TestOlderFormatIsProjectedAgain: read models stored by an older build
+// (no format recorded, or another one) are dropped when opened and
+// projected again, ending where a rebuild does.
+func TestOlderFormatIsProjectedAgain(t *testing.T) {
+	w := clerktest.NewWorld(t)
+	ctx := context.Background()
+	story(t, w)
+	path := filepath.Join(t.TempDir(), "p.db")
+	for _, older := range []string{
+		`DELETE FROM meta WHERE key = 'format'`,           // before the format was kept
+		`UPDATE meta SET value = 99 WHERE key = 'format'`, // another build's
+	} {
+		p, err := projections.Open(ctx, path, w.Store, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.CatchUp(ctx); err != nil {
+			t.Fatal(err)
+		}
+		want, _ := p.Dump(ctx)
+		p.Close()
+		// As an older build would have left them: another format, and a
+		// view whose answers say something else.
+		db, err := sql.Open("sqlite", "file:"+path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(older + `; UPDATE changes SET view = '{}'`); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		p, err = projections.Open(ctx, path, w.Store, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pos, _ := p.Position(ctx); pos != 0 {
+			t.Fatalf("%s: reopened at position %d, want 0", older, pos)
+		}
+		if err := p.CatchUp(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := p.Dump(ctx); !slices.Equal(got, want) {
+			t.Fatalf("%s: projected again:\n%v\nwant\n%v", older, got, want)
+		}
+		p.Close()
 	}
 }

@@ -148,7 +148,63 @@ func Open(ctx context.Context, path string, log ledger.Store, logger *slog.Logge
 		db.Close()
 		return nil, fmt.Errorf("open projections: %w", err)
 	}
-	return &Projector{log: log, db: db, logger: logger, streams: map[string]*fold{}}, nil
+	p := &Projector{log: log, db: db, logger: logger, streams: map[string]*fold{}}
+	if err := p.checkFormat(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open projections: %w", err)
+	}
+	return p, nil
+}
+
+// viewsFormat numbers how the read models compute what they store (the
+// answers' attributes and details). Read models stored by another format
+// are dropped when opened and projected again from position 0.
+//
+//	1: before the number was kept
+//	2: approver_authority from the authority the approval records; the
+//	   freeze check cites the requests a freeze refused
+const viewsFormat = 2
+
+// checkFormat drops read models stored in another format than viewsFormat
+// and records the format.
+func (p *Projector) checkFormat(ctx context.Context) error {
+	var stored int64
+	err := p.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'format'`).Scan(&stored)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		pos, err := p.Position(ctx)
+		if err != nil {
+			return err
+		}
+		if pos == 0 {
+			return p.reset(ctx) // new: nothing to drop
+		}
+		stored = 1
+	case err != nil:
+		return err
+	}
+	if stored == viewsFormat {
+		return nil
+	}
+	p.logger.Info("read models stored in an older format: projecting the ledger again from position 0", "format", stored, "now", viewsFormat)
+	return p.reset(ctx)
+}
+
+// reset drops every read model and records the format, in one transaction.
+func (p *Projector) reset(ctx context.Context) error {
+	clear(p.streams)
+	tx, err := p.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM changes; DELETE FROM agents; DELETE FROM principals; DELETE FROM meta`); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('format', ?)`, viewsFormat); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // Close closes the read models.
@@ -289,8 +345,7 @@ func (p *Projector) Run(ctx context.Context) error {
 
 // Rebuild drops every read model and projects the log again from 0.
 func (p *Projector) Rebuild(ctx context.Context) error {
-	clear(p.streams)
-	if _, err := p.db.ExecContext(ctx, `DELETE FROM changes; DELETE FROM agents; DELETE FROM principals; DELETE FROM meta;`); err != nil {
+	if err := p.reset(ctx); err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}
 	return p.CatchUp(ctx)

@@ -119,9 +119,10 @@ func Decode(recs []ledger.Record) []Decoded {
 }
 
 // BuildChangeView folds a change stream's records into its view. The
-// approver's authority is reported as checked: the domain refuses an
-// approval whose authority does not cover the plan, so an approval in the
-// log is one that was covered when it was made.
+// approver's authority is checked against the authority the approval
+// records, with domain.Scope's own matching (the domain refused any
+// approval it did not cover; a binder's verifier recomputes the result
+// with the same matching, so a change to it is a change to the answers).
 func BuildChangeView(recs []ledger.Record) (*ChangeView, error) {
 	return BuildDecoded(Decode(recs))
 }
