@@ -162,7 +162,8 @@ func Open(ctx context.Context, path string, log ledger.Store, logger *slog.Logge
 //
 //	1: before the number was kept
 //	2: approver_authority from the authority the approval records; the
-//	   freeze check cites the requests a freeze refused
+//	   freeze check cites the requests a freeze refused (pending while no
+//	   session has been issued)
 const viewsFormat = 2
 
 // checkFormat drops read models stored in another format than viewsFormat

@@ -249,6 +249,12 @@ func TestServerLifecycleOverHTTP(t *testing.T) {
 	if _, errs := s.gql(t, agent, `mutation($id: ID!) { requestSession(input: {changeId: $id}) { sessionId } }`, frozen); errCode(errs) != "FROZEN" {
 		t.Fatalf("a session during a freeze: %v, want FROZEN", errs)
 	}
+	d = mustData(t)(s.gql(t, carol, `query($id: ID!) { change(id: $id) { answers { attributes { name result detail events } } } }`, frozen))
+	authorized := d["change"].(map[string]any)["answers"].([]any)[0].(map[string]any)["attributes"].([]any)
+	if last := authorized[len(authorized)-1].(map[string]any); last["name"] != "no_freeze_at_issuance" || last["result"] != "pending" ||
+		last["detail"] != "1 request(s) refused during a freeze; no session issued since" || len(last["events"].([]any)) != 1 {
+		t.Errorf("the freeze check while no session is issued: %v", last)
+	}
 	d = mustData(t)(s.gql(t, carol, `{ freezes { id environment scope by } principals { id roles authority { resource } } }`, nil))
 	if f := d["freezes"].([]any); len(f) != 1 || f[0].(map[string]any)["id"] != frz || f[0].(map[string]any)["by"] != "bob" {
 		t.Fatalf("freezes: %v", f)

@@ -311,6 +311,9 @@ func answers(c *domain.Change, f *facts) []Answer {
 			at.Events = append(slices.Clone(f.frozenOut), at.Events...)
 		}
 		auth = append(auth, at)
+	} else if n := len(f.frozenOut); n > 0 {
+		auth = append(auth, Attribute{Name: "no_freeze_at_issuance", Result: Pending,
+			Detail: fmt.Sprintf("%d request(s) refused during a freeze; no session issued since", n), Events: slices.Clone(f.frozenOut)})
 	}
 	who := "nobody yet"
 	if c.Approval != nil {

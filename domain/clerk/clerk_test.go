@@ -508,3 +508,77 @@ func TestEvidenceStreamOfAnotherType(t *testing.T) {
 		t.Fatalf("Evidence = %v, want an error naming the record's type", err)
 	}
 }
+
+// TestEnrolmentIsOneAppend: an enrolment refused for any part writes
+// nothing; one accepted writes the principal, each role once and a token
+// that authenticates; tokens and roles revoked take effect at once.
+func TestEnrolmentIsOneAppend(t *testing.T) {
+	w := clerktest.NewWorld(t)
+	ctx := context.Background()
+	k := w.Clerk
+	head := func() uint64 { n, _, _ := w.Store.Head(ctx); return n }
+	before := head()
+	authority := domain.Scope{{Resource: "file:**", Verbs: []domain.Verb{domain.Write}}}
+	for name, e := range map[string]clerk.Enrolment{
+		"unknown role":               {ID: "eve", Roles: []domain.Role{domain.RoleRequester, "wizard"}},
+		"approver without authority": {ID: "eve", Roles: []domain.Role{domain.RoleRequester, domain.RoleApprover}},
+		"authority without approver": {ID: "eve", Roles: []domain.Role{domain.RoleAuditor}, Authority: authority},
+		"no role":                    {ID: "eve"},
+		"bad id":                     {ID: "e v e", Roles: []domain.Role{domain.RoleAuditor}},
+		"id taken":                   {ID: "bob", Roles: []domain.Role{domain.RoleAuditor}},
+	} {
+		if _, _, err := k.Enrol(ctx, w.Admin, e); err == nil {
+			t.Errorf("%s: enrolled", name)
+		}
+	}
+	if _, _, err := k.Enrol(ctx, w.Alice, clerk.Enrolment{ID: "eve", Roles: []domain.Role{domain.RoleAuditor}}); !errors.Is(err, domain.ErrForbidden) {
+		t.Errorf("a requester enrolled someone: %v", err)
+	}
+	if _, _, err := k.EnrolAgent(ctx, w.Admin, "rogue", "r", "nobody", ""); !errors.Is(err, domain.ErrInvalidInput) {
+		t.Errorf("an agent with no owner: %v", err)
+	}
+	if got := head(); got != before {
+		t.Fatalf("refused enrolments wrote %d events", got-before)
+	}
+
+	tokenID, token, err := k.Enrol(ctx, w.Admin, clerk.Enrolment{ID: "eve", Name: "Eve",
+		Roles: []domain.Role{domain.RoleApprover, domain.RoleAuditor, domain.RoleApprover}, Authority: authority})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := head(); got != before+4 { // registered, two roles, a token
+		t.Fatalf("an enrolment wrote %d events, want 4", got-before)
+	}
+	a, err := k.Authenticate(ctx, token)
+	if err != nil || a.ID != "eve" || !a.Principal.Roles[domain.RoleApprover] || !a.Principal.Roles[domain.RoleAuditor] ||
+		!reflect.DeepEqual(a.Principal.Authority, authority) || a.Principal.Tokens[tokenID] == "" {
+		t.Fatalf("eve authenticates as %+v (%v)", a, err)
+	}
+	if err := k.RevokeRole(ctx, w.Admin, "eve", domain.RoleApprover); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.RevokeRole(ctx, w.Admin, "eve", domain.RoleApprover); !errors.Is(err, domain.ErrNotFound) {
+		t.Errorf("a role revoked twice: %v", err)
+	}
+	if err := k.RevokeToken(ctx, w.Admin, "eve", tokenID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Authenticate(ctx, token); !errors.Is(err, domain.ErrUnauthenticated) {
+		t.Errorf("a revoked token: %v", err)
+	}
+	p, _ := k.Principal(ctx, "eve")
+	if p.Roles[domain.RoleApprover] || p.Authority != nil || !p.Roles[domain.RoleAuditor] {
+		t.Errorf("eve after the revocations: %+v", p)
+	}
+
+	keyID, key, err := k.EnrolAgent(ctx, w.Admin, "gemini-ci", "Gemini", "alice", "gemini")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, err := k.Authenticate(ctx, key); err != nil || a.ID != "gemini-ci" {
+		t.Fatalf("the new agent's key: %+v %v", a, err)
+	}
+	if ag, _ := k.Agent(ctx, "gemini-ci"); ag.Keys[keyID] == "" {
+		t.Errorf("key %s is not the agent's: %+v", keyID, ag)
+	}
+}
