@@ -28,6 +28,10 @@ type Actor struct {
 	// AuthMethod is how they authenticated ("token", "oidc", "agent-key",
 	// "session"); empty means not authenticated.
 	AuthMethod string
+	// Credential is the id of the token or key they authenticated with
+	// (never the secret), recorded with what they do; empty for other
+	// methods.
+	Credential string
 	// Principal is the human's folded identity (humans only).
 	Principal *Principal
 }

@@ -246,7 +246,7 @@ func (p *Portal) auth(h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		v := &viewer{
-			Actor:    domain.Actor{Kind: domain.ActorHuman, ID: pr.ID, AuthMethod: s.method, Principal: pr},
+			Actor:    domain.Actor{Kind: domain.ActorHuman, ID: pr.ID, AuthMethod: s.method, Credential: s.tokenID, Principal: pr},
 			CSRF:     s.csrf,
 			Approver: pr.Roles[domain.RoleApprover],
 			Auditor:  pr.Roles[domain.RoleAuditor] || pr.Roles[domain.RoleAdmin],

@@ -276,9 +276,9 @@ func (k *Clerk) Policy() domain.Policy { return k.policy }
 func ledgerActor(a domain.Actor) ledger.Actor {
 	switch a.Kind {
 	case domain.ActorHuman:
-		return ledger.Actor{Kind: ledger.ActorHuman, ID: a.ID}
+		return ledger.Actor{Kind: ledger.ActorHuman, ID: a.ID, Credential: a.Credential}
 	case domain.ActorAgent:
-		return ledger.Actor{Kind: ledger.ActorAgent, ID: a.ID}
+		return ledger.Actor{Kind: ledger.ActorAgent, ID: a.ID, Credential: a.Credential}
 	}
 	return ledger.Actor{Kind: ledger.ActorSystem, ID: "docket"}
 }

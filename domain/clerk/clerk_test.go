@@ -582,3 +582,30 @@ func TestEnrolmentIsOneAppend(t *testing.T) {
 		t.Errorf("key %s is not the agent's: %+v", keyID, ag)
 	}
 }
+
+// TestRecordsNameTheCredential: what a principal or an agent does is
+// recorded with the id of the token or key they used (never the secret),
+// so an approval made with a token an admin issued is told apart from one
+// made with the approver's own.
+func TestRecordsNameTheCredential(t *testing.T) {
+	w := clerktest.NewWorld(t)
+	ctx := context.Background()
+	id, hash, err := w.Clerk.SubmitPlan(ctx, w.Agent, "", "alice", clerktest.Plan())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Clerk.Approve(ctx, w.Bob, id, hash, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := w.Store.ReadStream(ctx, domain.ChangeStream(id), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	submitted, approved := recs[0].Event.Actor, recs[len(recs)-1].Event.Actor
+	if submitted.ID != w.AgentID || submitted.Credential == "" || submitted.Credential != w.Agent.Credential || !strings.HasPrefix(submitted.Credential, "key-") {
+		t.Errorf("the plan was recorded as submitted by %+v, want the agent with its key's id %s", submitted, w.Agent.Credential)
+	}
+	if approved.ID != "bob" || approved.Credential != w.Bob.Credential || !strings.HasPrefix(approved.Credential, "tok-") {
+		t.Errorf("the approval was recorded as by %+v, want bob with his token's id %s", approved, w.Bob.Credential)
+	}
+}

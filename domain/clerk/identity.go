@@ -289,8 +289,8 @@ func (k *Clerk) Authenticate(ctx context.Context, secret string) (domain.Actor, 
 		if err != nil {
 			return domain.Actor{}, err
 		}
-		if _, ok := p.MatchToken(secret); ok {
-			return domain.Actor{Kind: domain.ActorHuman, ID: p.ID, AuthMethod: "token", Principal: p}, nil
+		if id, ok := p.MatchToken(secret); ok {
+			return domain.Actor{Kind: domain.ActorHuman, ID: p.ID, AuthMethod: "token", Credential: id, Principal: p}, nil
 		}
 	}
 	if ref, ok := domain.SecretRef(domain.PrefixAgentKey, secret); ok {
@@ -298,8 +298,8 @@ func (k *Clerk) Authenticate(ctx context.Context, secret string) (domain.Actor, 
 		if err != nil {
 			return domain.Actor{}, err
 		}
-		if _, ok := a.MatchKey(secret); ok {
-			return domain.Actor{Kind: domain.ActorAgent, ID: a.ID, AuthMethod: "agent-key"}, nil
+		if id, ok := a.MatchKey(secret); ok {
+			return domain.Actor{Kind: domain.ActorAgent, ID: a.ID, AuthMethod: "agent-key", Credential: id}, nil
 		}
 	}
 	return domain.Actor{}, fmt.Errorf("%w: unknown, revoked or malformed token", domain.ErrUnauthenticated)
