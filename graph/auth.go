@@ -130,18 +130,6 @@ func (r *Resolver) reauthorize(ctx context.Context, header string) error {
 	return err
 }
 
-// admin refuses every caller but an admin.
-func admin(ctx context.Context) error {
-	a, err := actor(ctx)
-	if err != nil {
-		return err
-	}
-	if a.Kind != domain.ActorHuman || a.Principal == nil || !a.Principal.Roles[domain.RoleAdmin] {
-		return fmt.Errorf("%w: only an admin sees token and key ids", domain.ErrForbidden)
-	}
-	return nil
-}
-
 // mutator returns the authenticated caller, refusing auditors: auditors
 // read, they never mutate.
 func mutator(ctx context.Context) (domain.Actor, error) {

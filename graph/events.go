@@ -2,8 +2,11 @@ package graph
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
+
+	"github.com/evidence-parity/docket/domain"
 
 	"github.com/evidence-parity/docket/graph/model"
 )
@@ -37,11 +40,17 @@ func (r *Resolver) events(ctx context.Context, changeID *string) (<-chan *model.
 				continue
 			}
 			if streaming && time.Since(checked) >= recheckEvery {
-				if err := r.reauthorize(ctx, header); err != nil {
+				switch err := r.reauthorize(ctx, header); {
+				case errors.Is(err, domain.ErrUnauthenticated) || errors.Is(err, domain.ErrForbidden):
 					slog.Default().Info("events subscription ended: its caller may no longer read", "err", err)
 					return
+				case err != nil:
+					// Not an answer about the caller (the ledger, the
+					// identity provider): checked again at the next event.
+					slog.Default().Warn("events subscription: checking its caller again failed", "err", err)
+				default:
+					checked = time.Now()
 				}
-				checked = time.Now()
 			}
 			ev := &model.LedgerEvent{ID: e.ID, Position: int(rec.Position), Stream: e.Stream, Revision: int(e.Revision), Type: e.Type,
 				Time: e.Time, ActorKind: e.Actor.Kind, ActorID: e.Actor.ID, Data: string(e.Data)}

@@ -213,10 +213,11 @@ func TestPagingOrdersByTime(t *testing.T) {
 	}
 }
 
-// TestOlderFormatIsProjectedAgain: read models stored by an older build
-// (no format recorded, or another one) are dropped when opened and
-// projected again, ending where a rebuild does.
-func TestOlderFormatIsProjectedAgain(t *testing.T) {
+// TestFormatOfTheReadModels: new read models are of this build's format;
+// read models stored by another build (no format recorded, or another
+// one) are reported so and left as they are when opened, and a rebuild
+// makes them current, ending where a fresh projection does.
+func TestFormatOfTheReadModels(t *testing.T) {
 	w := clerktest.NewWorld(t)
 	ctx := context.Background()
 	story(t, w)
@@ -232,7 +233,11 @@ func TestOlderFormatIsProjectedAgain(t *testing.T) {
 		if err := p.CatchUp(ctx); err != nil {
 			t.Fatal(err)
 		}
+		if current, err := p.Current(ctx); err != nil || !current {
+			t.Fatalf("read models projected by this build: current %v (%v)", current, err)
+		}
 		want, _ := p.Dump(ctx)
+		pos, _ := p.Position(ctx)
 		p.Close()
 		// As an older build would have left them: another format, and a
 		// view whose answers say something else.
@@ -248,14 +253,20 @@ func TestOlderFormatIsProjectedAgain(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if pos, _ := p.Position(ctx); pos != 0 {
-			t.Fatalf("%s: reopened at position %d, want 0", older, pos)
+		if current, err := p.Current(ctx); err != nil || current {
+			t.Fatalf("%s: current %v (%v), want false", older, current, err)
 		}
-		if err := p.CatchUp(ctx); err != nil {
+		if got, _ := p.Position(ctx); got != pos {
+			t.Fatalf("%s: opening moved the position from %d to %d", older, pos, got)
+		}
+		if err := p.Rebuild(ctx); err != nil {
 			t.Fatal(err)
 		}
+		if current, _ := p.Current(ctx); !current {
+			t.Fatalf("%s: not current after a rebuild", older)
+		}
 		if got, _ := p.Dump(ctx); !slices.Equal(got, want) {
-			t.Fatalf("%s: projected again:\n%v\nwant\n%v", older, got, want)
+			t.Fatalf("%s: rebuilt:\n%v\nwant\n%v", older, got, want)
 		}
 		p.Close()
 	}

@@ -148,17 +148,19 @@ func Open(ctx context.Context, path string, log ledger.Store, logger *slog.Logge
 		db.Close()
 		return nil, fmt.Errorf("open projections: %w", err)
 	}
-	p := &Projector{log: log, db: db, logger: logger, streams: map[string]*fold{}}
-	if err := p.checkFormat(ctx); err != nil {
+	// New read models are of this build's format; read models with
+	// anything in them keep the format they were stored in (Current).
+	if _, err := db.ExecContext(ctx, `INSERT INTO meta (key, value) SELECT 'format', ? WHERE NOT EXISTS (SELECT 1 FROM meta)`, viewsFormat); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open projections: %w", err)
 	}
-	return p, nil
+	return &Projector{log: log, db: db, logger: logger, streams: map[string]*fold{}}, nil
 }
 
 // viewsFormat numbers how the read models compute what they store (the
-// answers' attributes and details). Read models stored by another format
-// are dropped when opened and projected again from position 0.
+// answers' attributes and details). Read models stored in another format
+// are not Current: docket serve rebuilds them before it serves, and a
+// binder export projects into a scratch copy instead.
 //
 //	1: before the number was kept
 //	2: approver_authority from the authority the approval records; the
@@ -166,29 +168,15 @@ func Open(ctx context.Context, path string, log ledger.Store, logger *slog.Logge
 //	   session has been issued)
 const viewsFormat = 2
 
-// checkFormat drops read models stored in another format than viewsFormat
-// and records the format.
-func (p *Projector) checkFormat(ctx context.Context) error {
+// Current reports whether the read models were stored in this build's
+// format (Rebuild makes them so).
+func (p *Projector) Current(ctx context.Context) (bool, error) {
 	var stored int64
 	err := p.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'format'`).Scan(&stored)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		pos, err := p.Position(ctx)
-		if err != nil {
-			return err
-		}
-		if pos == 0 {
-			return p.reset(ctx) // new: nothing to drop
-		}
-		stored = 1
-	case err != nil:
-		return err
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil // stored before the format was kept
 	}
-	if stored == viewsFormat {
-		return nil
-	}
-	p.logger.Info("read models stored in an older format: projecting the ledger again from position 0", "format", stored, "now", viewsFormat)
-	return p.reset(ctx)
+	return stored == viewsFormat, err
 }
 
 // reset drops every read model and records the format, in one transaction.

@@ -252,6 +252,23 @@ func openBinderSource(ctx context.Context, data string, esdbF esdbFlags) (binder
 		closeStore()
 		return binderSource{}, nil, err
 	}
+	if current, err := proj.Current(ctx); err != nil || !current {
+		// Read models another build stored (a server may still run on
+		// them): the export projects into a scratch copy of its own and
+		// leaves them to docket serve, which rebuilds them as it starts.
+		proj.Close()
+		if err == nil {
+			scratch, err = os.MkdirTemp("", "docket-export-")
+		}
+		if err != nil {
+			closeStore()
+			return binderSource{}, nil, err
+		}
+		if proj, err = projections.Open(ctx, filepath.Join(scratch, "projections.db"), store, nil); err != nil {
+			closeStore()
+			return binderSource{}, nil, err
+		}
+	}
 	if err := proj.CatchUp(ctx); err != nil {
 		proj.Close()
 		closeStore()

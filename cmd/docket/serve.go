@@ -99,6 +99,18 @@ from EventStoreDB when missing) and the read models.`,
 			return err
 		}
 		defer proj.Close()
+		if current, err := proj.Current(ctx); err != nil {
+			return err
+		} else if !current {
+			// Stored by a build that computed them differently: rebuilt
+			// before anything reads them (the API, the portal's samples).
+			logger.Info("read models stored by another build: rebuilding them before serving")
+			start := time.Now()
+			if err := proj.Rebuild(ctx); err != nil {
+				return fmt.Errorf("rebuild the read models: %w", err)
+			}
+			logger.Info("read models rebuilt", "took", time.Since(start).Round(time.Millisecond))
+		}
 		projCtx, stopProj := context.WithCancel(context.WithoutCancel(ctx))
 		defer stopProj()
 		projDone := make(chan error, 1)

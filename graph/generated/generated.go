@@ -1811,12 +1811,12 @@ extend type Mutation {
 }
 
 extend type Principal {
-  "The ids of the principal's live API tokens (never the tokens); admins only."
+  "The ids of the principal's live API tokens (never the tokens). Ids are no secret: every record names the one its actor used."
   tokenIds: [ID!]!
 }
 
 extend type Agent {
-  "The ids of the agent's live keys (never the keys); admins only."
+  "The ids of the agent's live keys (never the keys)."
   keyIds: [ID!]!
 }
 

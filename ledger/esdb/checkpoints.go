@@ -241,6 +241,9 @@ func (l *Log) RecentCheckpoints(ctx context.Context, n int) ([][]byte, error) {
 			}
 			out = append(out, []byte(c.Note))
 		}
+		if uint64(len(evs)) < count && evs[len(evs)-1].EventNumber != 0 {
+			return nil, &ledger.Failure{Position: -1, Reason: fmt.Sprintf("the checkpoint stream begins at revision %d, not 0: its start was removed", evs[len(evs)-1].EventNumber)}
+		}
 		if len(out) == n || uint64(len(evs)) < count {
 			return out, nil
 		}

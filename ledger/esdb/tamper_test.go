@@ -348,22 +348,44 @@ func TestCheckpointsNeverFork(t *testing.T) {
 	}
 }
 
-// TestRecentCheckpointsOfADeletedStream: with the checkpoint stream
-// deleted, the latest checkpoints are a ledger failure, as all of them
-// are, not an empty list.
-func TestRecentCheckpointsOfADeletedStream(t *testing.T) {
-	o := buildSigned(t)
-	if _, err := client(t).DeleteStream(context.Background(), o.remote.CheckpointStream, kurrentdb.DeleteStreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	l, err := esdb.Dial(o.remote)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	var f *ledger.Failure
-	if _, err := l.RecentCheckpoints(context.Background(), 2); !errors.As(err, &f) || !strings.Contains(f.Reason, "missing or was deleted") {
-		t.Fatalf("RecentCheckpoints of a deleted checkpoint stream: %v, want a ledger failure", err)
+// TestRecentCheckpointsOfABrokenStream: with the checkpoint stream
+// deleted, or its start truncated away under a read that reaches it, the
+// latest checkpoints are a ledger failure, as all of them are, not what
+// is left.
+func TestRecentCheckpointsOfABrokenStream(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		n      int
+		reason string
+		edit   func(c *kurrentdb.Client, stream string) error
+	}{
+		{"deleted", 2, "missing or was deleted", func(c *kurrentdb.Client, stream string) error {
+			_, err := c.DeleteStream(ctx, stream, kurrentdb.DeleteStreamOptions{})
+			return err
+		}},
+		{"truncated with $tb", 100, "begins at revision 8", func(c *kurrentdb.Client, stream string) error {
+			var meta kurrentdb.StreamMetadata
+			meta.SetTruncateBefore(8)
+			_, err := c.SetStreamMetadata(ctx, stream, kurrentdb.AppendToStreamOptions{}, meta)
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := buildSigned(t)
+			if err := tc.edit(client(t), o.remote.CheckpointStream); err != nil {
+				t.Fatal(err)
+			}
+			l, err := esdb.Dial(o.remote)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			var f *ledger.Failure
+			if _, err := l.RecentCheckpoints(ctx, tc.n); !errors.As(err, &f) || !strings.Contains(f.Reason, tc.reason) {
+				t.Fatalf("RecentCheckpoints(%d): %v, want a ledger failure with %q", tc.n, err, tc.reason)
+			}
+		})
 	}
 }
 
