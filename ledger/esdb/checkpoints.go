@@ -181,14 +181,11 @@ func (l *Log) addKey(ctx context.Context, s anchors.Signer) error {
 // rewritten is a *ledger.Failure.
 func (l *Log) Checkpoints(ctx context.Context) ([][]byte, error) {
 	evs, found, err := l.checkpointStream(ctx)
-	if errors.Is(err, errTombstoned) {
-		return nil, &ledger.Failure{Position: -1, Reason: fmt.Sprintf("the checkpoint stream %s was tombstoned in EventStoreDB", l.cpStream)}
+	if err := l.cpStreamGone(err, found, len(evs)); err != nil {
+		return nil, err
 	}
 	if err != nil {
 		return nil, err
-	}
-	if !found || len(evs) == 0 {
-		return nil, &ledger.Failure{Position: -1, Reason: fmt.Sprintf("the checkpoint stream %s is missing or was deleted in EventStoreDB", l.cpStream)}
 	}
 	if _, err := ledgerIDOf(evs[0]); err != nil {
 		return nil, err
@@ -201,13 +198,34 @@ func (l *Log) Checkpoints(ctx context.Context) ([][]byte, error) {
 		if e.typ != typeCheckpointSigned {
 			continue
 		}
-		var c checkpointSigned
-		if err := json.Unmarshal(e.data, &c); err != nil {
-			return nil, &ledger.Failure{Position: -1, Reason: fmt.Sprintf("checkpoint stream revision %d does not parse: %v", e.revision, err)}
+		note, err := signedNote(e.revision, e.data)
+		if err != nil {
+			return nil, err
 		}
-		out = append(out, []byte(c.Note))
+		out = append(out, note)
 	}
 	return out, nil
+}
+
+// cpStreamGone is the ledger failure of a read of the checkpoint stream
+// that found it tombstoned, missing or empty; nil otherwise.
+func (l *Log) cpStreamGone(err error, found bool, events int) error {
+	if errors.Is(err, errTombstoned) {
+		return &ledger.Failure{Position: -1, Reason: fmt.Sprintf("the checkpoint stream %s was tombstoned in EventStoreDB", l.cpStream)}
+	}
+	if err == nil && (!found || events == 0) {
+		return &ledger.Failure{Position: -1, Reason: fmt.Sprintf("the checkpoint stream %s is missing or was deleted in EventStoreDB", l.cpStream)}
+	}
+	return nil
+}
+
+// signedNote is the note of the CheckpointSigned event at revision rev.
+func signedNote(rev uint64, data []byte) ([]byte, error) {
+	var c checkpointSigned
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, &ledger.Failure{Position: -1, Reason: fmt.Sprintf("checkpoint stream revision %d does not parse: %v", rev, err)}
+	}
+	return []byte(c.Note), nil
 }
 
 // RecentCheckpoints returns the signed notes of the n latest checkpoints,
@@ -216,14 +234,11 @@ func (l *Log) Checkpoints(ctx context.Context) ([][]byte, error) {
 func (l *Log) RecentCheckpoints(ctx context.Context, n int) ([][]byte, error) {
 	for count := uint64(n); ; count *= 2 {
 		evs, found, err := l.readStream(ctx, l.cpStream, 0, true, count)
-		if errors.Is(err, errTombstoned) {
-			return nil, &ledger.Failure{Position: -1, Reason: fmt.Sprintf("the checkpoint stream %s was tombstoned in EventStoreDB", l.cpStream)}
+		if err := l.cpStreamGone(err, found, len(evs)); err != nil {
+			return nil, err
 		}
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", l.cpStream, err)
-		}
-		if !found || len(evs) == 0 {
-			return nil, &ledger.Failure{Position: -1, Reason: fmt.Sprintf("the checkpoint stream %s is missing or was deleted in EventStoreDB", l.cpStream)}
 		}
 		for i := 1; i < len(evs); i++ {
 			if evs[i].EventNumber != evs[i-1].EventNumber-1 {
@@ -235,11 +250,11 @@ func (l *Log) RecentCheckpoints(ctx context.Context, n int) ([][]byte, error) {
 			if e.EventType != typeCheckpointSigned || len(out) == n {
 				continue
 			}
-			var c checkpointSigned
-			if err := json.Unmarshal(e.Data, &c); err != nil {
-				return nil, &ledger.Failure{Position: -1, Reason: fmt.Sprintf("checkpoint stream revision %d does not parse: %v", e.EventNumber, err)}
+			note, err := signedNote(e.EventNumber, e.Data)
+			if err != nil {
+				return nil, err
 			}
-			out = append(out, []byte(c.Note))
+			out = append(out, note)
 		}
 		if uint64(len(evs)) < count && evs[len(evs)-1].EventNumber != 0 {
 			return nil, &ledger.Failure{Position: -1, Reason: fmt.Sprintf("the checkpoint stream begins at revision %d, not 0: its start was removed", evs[len(evs)-1].EventNumber)}
